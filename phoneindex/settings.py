@@ -1,0 +1,128 @@
+"""One settings object, read from the environment and a `.env` file, built at each entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from phoneindex.errors import ConfigError
+
+# Environment variable name for every field whose name differs from it.
+_ALIASES = {
+    "default_region": "MFA_WHOIS_DEFAULT_REGION",
+    "api_keys": "MFA_WHOIS_API_KEYS",
+    "action_secret": "MFA_WHOIS_ACTION_SECRET",
+    "logstream_token": "MFA_WHOIS_LOGSTREAM_TOKEN",
+    "full_sync_cron": "MFA_WHOIS_FULL_SYNC_CRON",
+    "log_poll_seconds": "MFA_WHOIS_LOG_POLL_SECONDS",
+    "stale_after_hours": "MFA_WHOIS_STALE_AFTER_HOURS",
+    "auth0_max_rps": "MFA_WHOIS_AUTH0_MAX_RPS",
+    "agent_lookups_per_hour": "MFA_WHOIS_AGENT_LOOKUPS_PER_HOUR",
+    "secret_key": "MFA_WHOIS_SECRET_KEY",
+}
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Configuration of mfa-whois; see CONTRACT.md for the meaning of each variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: str = "sqlite:///mfa-whois.db"
+    default_region: str = Field("US", alias="MFA_WHOIS_DEFAULT_REGION")
+
+    auth0_domain: str | None = None
+    auth0_client_id: str | None = None
+    auth0_client_secret: SecretStr | None = None
+    auth0_audience: str | None = None
+    auth0_connection_id: str | None = None
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_alert_channel: str | None = None
+    slack_admin_users: str = ""
+    slack_agent_users: str = ""
+
+    api_keys: SecretStr | None = Field(None, alias="MFA_WHOIS_API_KEYS")
+    action_secret: SecretStr | None = Field(None, alias="MFA_WHOIS_ACTION_SECRET")
+    logstream_token: SecretStr | None = Field(None, alias="MFA_WHOIS_LOGSTREAM_TOKEN")
+    full_sync_cron: str = Field("0 3 * * *", alias="MFA_WHOIS_FULL_SYNC_CRON")
+    log_poll_seconds: int = Field(60, ge=0, alias="MFA_WHOIS_LOG_POLL_SECONDS")
+    stale_after_hours: float = Field(26, gt=0, alias="MFA_WHOIS_STALE_AFTER_HOURS")
+    auth0_max_rps: float = Field(2, gt=0, alias="MFA_WHOIS_AUTH0_MAX_RPS")
+    agent_lookups_per_hour: int = Field(120, ge=0, alias="MFA_WHOIS_AGENT_LOOKUPS_PER_HOUR")
+    secret_key: SecretStr | None = Field(None, alias="MFA_WHOIS_SECRET_KEY")
+
+    @field_validator("database_url")
+    @classmethod
+    def _driver_url(cls, value: str) -> str:
+        """Accept the `postgres://` URLs PaaS hand out and pick the psycopg 3 driver."""
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        if "://" not in value:
+            raise ValueError("not a database URL (expected e.g. sqlite:///mfa-whois.db)")
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        import phonenumbers
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not an ISO 3166 region code such as US or GB")
+        return region
+
+    @field_validator("auth0_domain", "auth0_audience", "auth0_connection_id", "slack_alert_channel")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @property
+    def admin_users(self) -> frozenset[str]:
+        """Slack user ids allowed to run /reindex."""
+        return frozenset(_split_csv(self.slack_admin_users))
+
+    @property
+    def agent_users(self) -> frozenset[str]:
+        """Slack user ids allowed to run /whois; empty means everybody."""
+        return frozenset(_split_csv(self.slack_agent_users))
+
+    def require(self, *fields: str) -> None:
+        """Fail with one line naming the first missing variable among `fields`."""
+        for name in fields:
+            value = getattr(self, name)
+            if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
+                raise ConfigError(f"{env_name(name)} is not set; it is needed for this command")
+
+
+def env_name(field: str) -> str:
+    """The environment variable behind a settings field."""
+    return _ALIASES.get(field, field.upper())
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation errors into one ConfigError line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "configuration"
+        name = field if field.isupper() else env_name(field)
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {message}") from None
