@@ -1,0 +1,189 @@
+"""`mfa-whois`: the command line.
+
+Exit codes: 0 done (lookup: at least one account), 1 lookup found no account, 2 bad input
+(unusable number, unreadable file, bad configuration or arguments), 3 the work failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from bot import cli_render as say
+from jobs.runs import Runs
+from phoneindex.db import open_database
+from phoneindex.errors import ConfigError, ImportFileError, UnusableNumber, WhoisError
+from phoneindex.numbers import to_e164
+from phoneindex.settings import Settings, load_settings
+from phoneindex.store import Store
+
+EXIT_NO_MATCH = 1
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 3
+
+app = typer.Typer(
+    name="mfa-whois",
+    help="Which Auth0 account(s) does this phone number belong to?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class Context:
+    """What every command gets: settings, and the index opened on first use."""
+
+    settings: Settings
+    _store: Store | None = None
+    _runs: Runs | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            engine = open_database(self.settings.database_url)
+            hours = timedelta(hours=self.settings.stale_after_hours)
+            self._store = Store(engine, stale_after=hours)
+        return self._store
+
+    @property
+    def runs(self) -> Runs:
+        if self._runs is None:
+            self._runs = Runs(self.store.engine, self.store)
+        return self._runs
+
+
+@app.callback()
+def _setup(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = Context(load_settings())
+
+
+def _ctx(ctx: typer.Context) -> Context:
+    obj = ctx.obj
+    assert isinstance(obj, Context)
+    return obj
+
+
+@contextmanager
+def _progress(label: str, *, bytes_: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on a terminal; silence otherwise (the summary line says the rest)."""
+    if not err.is_terminal:
+        yield lambda _done, _total: None
+        return
+    columns: list[Any] = [TextColumn(label), BarColumn()]
+    columns += [DownloadColumn()] if bytes_ else [TextColumn("{task.completed:,}/{task.total:,}")]
+    columns.append(TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+
+        yield update
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Auth0 export: .json/.ndjson or .csv, maybe .gz")],
+) -> None:
+    """Replace the index's accounts and passwordless/profile numbers with an export file's."""
+    from jobs.exports import import_export
+
+    c = _ctx(ctx)
+    if not file.is_file():
+        raise ImportFileError(str(file), None, "no such file")
+    with c.runs.exclusive("full", f"cli:import {file.name}") as run:
+        with _progress("importing", bytes_=True) as progress:
+            result = import_export(
+                c.store, file, default_region=c.settings.default_region, progress=progress
+            )
+        run.counts = result.counts()
+    out.print(result.summary())
+
+
+@app.command()
+def lookup(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="The phone number, typed any common way.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the lookup document.")] = False,
+) -> None:
+    """Print every account linked to NUMBER (exit 0 found, 1 none, 2 not a usable number)."""
+    c = _ctx(ctx)
+    phone = to_e164(number, c.settings.default_region)
+    doc = c.store.lookup(phone, query=number)
+    if as_json:
+        out.print_json(json.dumps(doc)) if out.is_terminal else print(json.dumps(doc))
+    else:
+        say.print_lookup(out, doc)
+    if not doc["accounts"]:
+        raise typer.Exit(EXIT_NO_MATCH)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status document.")] = False,
+) -> None:
+    """Index size, last syncs and their outcome, staleness, the log checkpoint."""
+    doc = _ctx(ctx).runs.status_document()
+    if as_json:
+        print(json.dumps(doc))
+    else:
+        say.print_status(out, doc)
+
+
+@app.command()
+def migrate(ctx: typer.Context) -> None:
+    """Create or upgrade the database schema (the Procfile's release step)."""
+    c = _ctx(ctx)
+    c.store  # noqa: B018  (opening the database creates or migrates the schema)
+    out.print("database schema is up to date")
+
+
+def _exit_code(exc: WhoisError) -> int:
+    if isinstance(exc, UnusableNumber | ImportFileError | ConfigError):
+        return EXIT_BAD_INPUT
+    return EXIT_FAILED
+
+
+def main() -> None:
+    """Entry point: one error boundary, one line per error, never a traceback."""
+    try:
+        app()  # click handles usage errors (exit 2) and exits itself on success
+    except WhoisError as exc:
+        prefix = "not a usable phone number: " if isinstance(exc, UnusableNumber) else "error: "
+        err.print(f"mfa-whois: {prefix}{exc}", markup=False, highlight=False)
+        sys.exit(_exit_code(exc))
+    except KeyboardInterrupt:
+        err.print("mfa-whois: interrupted", markup=False)
+        sys.exit(130)
+    except Exception as exc:  # the boundary: unknown errors are one line too
+        logging.getLogger("mfa-whois").info("unexpected error", exc_info=True)
+        err.print(f"mfa-whois: internal error ({type(exc).__name__}); run with -v for details")
+        sys.exit(EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    main()

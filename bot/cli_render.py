@@ -1,0 +1,99 @@
+"""Everything the command line says to people, in one voice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+HINT = "A number match is a routing hint, not proof of identity."
+USAGE_EXAMPLES = "e.g. +1 (415) 555-0100, 415-555-0100, 00 44 20 7946 0958, tel:+14155550100"
+
+
+def _when(stamp: str | None) -> str:
+    return stamp.replace("T", " ").replace(":00Z", "Z") if stamp else "never"
+
+
+def _link(phone: dict[str, Any]) -> str:
+    parts = [phone["kind"]]
+    if phone.get("method"):
+        parts.append(phone["method"])
+    if phone.get("confirmed") is True:
+        parts.append("confirmed")
+    elif phone.get("confirmed") is False:
+        parts.append("unconfirmed")
+    return f"{' '.join(parts)}, from {phone['source']} ({_when(phone.get('updated_at'))})"
+
+
+def freshness_line(fresh: dict[str, Any]) -> str:
+    """`index: last full sync ..., last update ...` with a STALE warning when it is."""
+    line = (
+        f"index: last full sync {_when(fresh.get('last_full_sync'))}, "
+        f"last update {_when(fresh.get('last_update'))}"
+    )
+    return line + (" [bold red](STALE)[/]" if fresh.get("stale") else "")
+
+
+def print_lookup(console: Console, doc: dict[str, Any]) -> None:
+    """The lookup document for a person at a terminal."""
+    accounts = doc["accounts"]
+    count = f"{len(accounts)} account{'s' if len(accounts) != 1 else ''}"
+    console.print(f"[bold]{escape(doc['phone'])}[/]: {count}")
+    for acc in accounts:
+        who = " ".join(
+            escape(str(x))
+            for x in (acc.get("name"), f"<{acc['email']}>" if acc.get("email") else None)
+            if x
+        )
+        console.print(f"\n[bold cyan]{escape(acc['user_id'])}[/]  {who}")
+        details = [
+            f"connection {escape(acc.get('connection') or 'unknown')}",
+            f"last login {_when(acc.get('last_login'))}",
+        ]
+        if acc.get("blocked"):
+            details.append("[bold red]BLOCKED[/]")
+        console.print("  " + " · ".join(details))
+        for phone in acc["phones"]:
+            console.print(f"  linked: {escape(_link(phone))}")
+    console.print("\n" + freshness_line(doc["freshness"]))
+    if accounts:
+        console.print(f"[dim]{HINT}[/]")
+
+
+def print_status(console: Console, doc: dict[str, Any]) -> None:
+    """The status document for a person at a terminal."""
+    numbers = doc["numbers"]
+    console.print(
+        f"accounts: {doc['accounts']:,}   numbers: {numbers['mfa']:,} mfa, "
+        f"{numbers['passwordless']:,} passwordless, {numbers['profile']:,} profile"
+    )
+    if doc.get("masked_mfa_numbers"):
+        console.print(
+            f"[yellow]{doc['masked_mfa_numbers']:,} MFA numbers came back masked[/]: set the "
+            "tenant flag disable_management_api_sms_obfuscation to true, then run "
+            "`mfa-whois enrich --all`"
+        )
+    for label, key in (
+        ("last full sync", "last_full_sync"),
+        ("last enrich", "last_enrich"),
+        ("last log sync", "last_incremental_sync"),
+    ):
+        console.print(f"{label}: {run_line(doc.get(key))}")
+    running = doc.get("running")
+    console.print(f"running: {run_line(running) if running else 'nothing'}")
+    console.print(f"log checkpoint: {doc.get('log_checkpoint') or 'none yet'}")
+    stale = "[bold red]yes[/]" if doc.get("stale") else "no"
+    console.print(f"stale: {stale}   last update: {_when(doc.get('last_update'))}")
+
+
+def run_line(run: dict[str, Any] | None) -> str:
+    """One run in a few words."""
+    if run is None:
+        return "never"
+    line = (
+        f"#{run['id']} {run['status']} ({_when(run.get('started_at'))}, by {run['requested_by']})"
+    )
+    if run.get("error"):
+        line += f": {escape(run['error'])}"
+    return line

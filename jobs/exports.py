@@ -1,0 +1,318 @@
+"""Auth0 bulk export files (NDJSON or CSV, gzipped or not) -> changes, imported atomically."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from phoneindex.changes import AccountSeen, Change, PhoneLinked
+from phoneindex.errors import ImportFileError
+from phoneindex.numbers import to_e164_or_none
+from phoneindex.store import ApplyStats, Store, utcnow
+
+# The fields a users-export job must ask for (CSV exports allow at most 30).
+EXPORT_FIELDS = (
+    "user_id",
+    "email",
+    "name",
+    "phone_number",
+    "phone_verified",
+    "identities",
+    "multifactor",
+    "multifactor_last_modified",
+    "blocked",
+    "created_at",
+    "last_login",
+    "logins_count",
+)
+_DATES = ("created_at", "last_login", "multifactor_last_modified")
+_READ_BUFFER = 1 << 20
+
+
+@dataclass
+class ImportResult:
+    """What an import did: counts for the summary line and the run record."""
+
+    users: int
+    stats: ApplyStats
+    unusable_numbers: int
+
+    def summary(self) -> str:
+        """One line for people."""
+        links = self.stats.links
+        return (
+            f"imported {self.users:,} accounts: {links.get('passwordless', 0):,} passwordless and "
+            f"{links.get('profile', 0):,} profile numbers; "
+            f"{self.stats.accounts_removed:,} accounts gone from the export removed"
+            + (
+                f"; {self.unusable_numbers:,} unusable numbers skipped"
+                if self.unusable_numbers
+                else ""
+            )
+        )
+
+    def counts(self) -> dict[str, Any]:
+        """Counts for the run record."""
+        return {"users": self.users, "unusable_numbers": self.unusable_numbers} | (
+            self.stats.as_dict()
+        )
+
+
+class ExportFile:
+    """A readable Auth0 export file; iterating yields (line number, user dict)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        try:
+            self.size = self.path.stat().st_size
+            self._raw: IO[bytes] = open(self.path, "rb", buffering=_READ_BUFFER)  # noqa: SIM115
+        except OSError as exc:
+            raise ImportFileError(str(path), None, exc.strerror or "cannot be read") from None
+        self.gzipped = self._raw.read(2) == b"\x1f\x8b"
+        self._raw.seek(0)
+        self.line = 0
+
+    def position(self) -> int:
+        """Bytes of the file consumed so far (for progress)."""
+        try:
+            return self._raw.tell()
+        except ValueError:  # closed once fully read
+            return self.size
+
+    def close(self) -> None:
+        """Release the file."""
+        self._raw.close()
+
+    def __enter__(self) -> ExportFile:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def users(self) -> Iterator[dict[str, Any]]:
+        """Every user of the file, in order; any defect raises ImportFileError naming the line."""
+        buffered: Any = gzip.GzipFile(fileobj=self._raw, mode="rb") if self.gzipped else self._raw
+        try:
+            first = buffered.peek(64).lstrip()[:1]
+            if first == b"[":
+                self.line = 1
+                raise self._error("a JSON array; expected NDJSON (one user per line) or CSV")
+            if first == b"{" or (not first and self._is_json_name()):
+                yield from self._ndjson(buffered)
+            else:
+                yield from self._csv(buffered)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise self._error(f"truncated or corrupt gzip data ({type(exc).__name__})") from None
+        except UnicodeDecodeError:
+            raise self._error("not UTF-8 text") from None
+
+    def _is_json_name(self) -> bool:
+        suffixes = [s.lower() for s in self.path.suffixes]
+        return ".json" in suffixes or ".ndjson" in suffixes
+
+    def _ndjson(self, stream: IO[bytes]) -> Iterator[dict[str, Any]]:
+        loads = json.loads
+        for raw in stream:
+            self.line += 1
+            if not raw.strip():
+                continue
+            try:
+                user = loads(raw)
+            except ValueError:
+                raise self._error("not a JSON object (malformed line)") from None
+            if not isinstance(user, dict):
+                raise self._error("not a JSON object")
+            yield user
+
+    def _csv(self, stream: IO[bytes]) -> Iterator[dict[str, Any]]:
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text, strict=True)
+        try:
+            header = [_unquote(h) or "" for h in next(reader)]
+        except StopIteration:
+            return
+        except csv.Error:
+            raise self._error("not a CSV header row") from None
+        self.line = 1
+        if "user_id" not in header:
+            raise self._error("no user_id column; not an Auth0 users export")
+        width = len(header)
+        try:
+            for row in reader:
+                self.line = reader.line_num
+                if not row:
+                    continue
+                if len(row) != width:
+                    raise self._error(f"{len(row)} values where the header has {width}")
+                yield {k: _unquote(v) for k, v in zip(header, row, strict=True)}
+        except csv.Error as exc:
+            raise self._error(f"malformed CSV ({exc})") from None
+
+    def _error(self, reason: str) -> ImportFileError:
+        return ImportFileError(self.name, self.line or None, reason)
+
+
+def _unquote(value: str) -> str | None:
+    """Auth0 prefixes CSV string values with `'` against CSV injection; empty means absent."""
+    if value.startswith("'"):
+        value = value[1:]
+    return value or None
+
+
+class UserMapper:
+    """One export user -> changes: the account, and its passwordless or profile number."""
+
+    def __init__(self, observed_at: datetime, default_region: str | None) -> None:
+        self.observed_at = observed_at
+        self.region = default_region
+        self.unusable_numbers = 0
+
+    def changes(self, user: dict[str, Any]) -> Iterator[Change]:
+        """The account and its number as changes; ValueError names a bad field."""
+        user_id = user.get("user_id")
+        if not isinstance(user_id, str) or not user_id:
+            raise ValueError("missing user_id")
+        identities = _identities(user.get("identities"))
+        yield AccountSeen(
+            user_id=user_id,
+            observed_at=self.observed_at,
+            email=_text(user.get("email")),
+            name=_text(user.get("name")),
+            connection=_connection(identities),
+            blocked=_flag(user.get("blocked"), "blocked") or False,
+            created_at=_date(user.get("created_at"), "created_at"),
+            last_login=_date(user.get("last_login"), "last_login"),
+            logins_count=_count(user.get("logins_count")),
+            multifactor=_providers(user.get("multifactor")),
+            multifactor_last_modified=_date(
+                user.get("multifactor_last_modified"), "multifactor_last_modified"
+            ),
+        )
+        raw_phone = user.get("phone_number")
+        if not raw_phone:
+            return
+        phone = to_e164_or_none(str(raw_phone), self.region)
+        if phone is None:
+            self.unusable_numbers += 1
+            return
+        sms = user_id.startswith("sms|") or any(i.get("provider") == "sms" for i in identities)
+        yield PhoneLinked(
+            user_id=user_id,
+            phone=phone,
+            kind="passwordless" if sms else "profile",
+            source="export",
+            observed_at=self.observed_at,
+            confirmed=_flag(user.get("phone_verified"), "phone_verified"),
+        )
+
+
+def import_export(
+    store: Store,
+    path: str | os.PathLike[str],
+    *,
+    default_region: str | None = None,
+    observed_at: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
+    """Replace the export-sourced part of the index with the file's users, atomically."""
+    mapper = UserMapper(observed_at or utcnow(), default_region)
+    users = 0
+
+    with ExportFile(path) as export:
+
+        def changes() -> Iterator[Change]:
+            nonlocal users
+            for user in export.users():
+                try:
+                    yield from mapper.changes(user)
+                except ValueError as exc:
+                    raise export._error(str(exc)) from None
+                users += 1
+
+        def on_batch(_stats: ApplyStats) -> None:
+            if progress is not None:
+                progress(export.position(), export.size)
+
+        stats = store.replace_export(changes(), mapper.observed_at, on_batch=on_batch)
+        if progress is not None:
+            progress(export.size, export.size)
+    return ImportResult(users=users, stats=stats, unusable_numbers=mapper.unusable_numbers)
+
+
+def _identities(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("identities is not JSON") from None
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("identities is not a list")
+    return [i for i in value if isinstance(i, dict)]
+
+
+def _connection(identities: list[dict[str, Any]]) -> str | None:
+    return _text(identities[0].get("connection")) if identities else None
+
+
+def _providers(value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ValueError("multifactor is not a list") from None
+        else:
+            return tuple(p.strip() for p in text.split(",") if p.strip())
+    if not isinstance(value, list):
+        raise ValueError("multifactor is not a list")
+    return tuple(str(p) for p in value)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _flag(value: Any, name: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"{name} is not true or false")
+
+
+def _count(value: Any) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError("logins_count is not a number") from None
+
+
+def _date(value: Any, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            stamp = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if stamp.tzinfo is not None:
+                return stamp
+    raise ValueError(f"{name} is not an ISO 8601 timestamp with a time zone")

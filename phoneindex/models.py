@@ -1,0 +1,170 @@
+"""SQLModel tables of the phone index and its bookkeeping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Index, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlmodel import Field, SQLModel
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC timestamps: `timestamptz` on PostgreSQL, fixed-width sortable text on SQLite."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(32))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where aware UTC is required")
+        if dialect.name == "sqlite":
+            # Fixed width, so text comparison in SQL orders like time does.
+            return value.astimezone(UTC).isoformat(timespec="microseconds")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Account(SQLModel, table=True):
+    """An Auth0 user as last seen by any source."""
+
+    __tablename__ = "account"
+
+    user_id: str = Field(sa_column=Column(Text, primary_key=True))
+    email: str | None = None
+    name: str | None = None
+    connection: str | None = None
+    blocked: bool = False
+    created_at: datetime | None = _ts()
+    last_login: datetime | None = _ts()
+    logins_count: int | None = None
+    multifactor: str | None = None  # comma-joined provider names, e.g. "guardian"
+    multifactor_last_modified: datetime | None = _ts()
+    # When the profile fields above were observed at the source (last writer wins).
+    observed_at: datetime = _ts(nullable=False)
+    # The latest time any source mentioned this account (an export sweep keeps newer ones).
+    seen_at: datetime = _ts(nullable=False)
+    deleted_at: datetime | None = _ts()
+    # Enrichment bookkeeping: a fingerprint of `multifactor` now ("" without MFA) and when the
+    # MFA numbers were last read; they differ when the numbers must be read again.
+    mfa_key: str = ""
+    mfa_fetched_key: str | None = None
+    mfa_fetched_at: datetime | None = _ts()
+    mfa_masked: int = 0
+    refetch_requested_at: datetime | None = _ts(index=True)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class PhoneLink(SQLModel, table=True):
+    """One E.164 number linked to one account, with how and when; inactive rows are tombstones."""
+
+    __tablename__ = "phone_link"
+    __table_args__ = (
+        UniqueConstraint("user_id", "phone", "kind", name="uq_phone_link"),
+        Index("ix_phone_link_phone", "phone"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str
+    user_id: str
+    kind: str  # mfa | passwordless | profile
+    method: str | None = None  # sms | voice for mfa
+    confirmed: bool | None = None
+    source: str  # export | authenticators | logs | action | live
+    active: bool = True
+    observed_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class SyncRun(SQLModel, table=True):
+    """One full, enrich or incremental sync run."""
+
+    __tablename__ = "sync_run"
+    __table_args__ = (Index("ix_sync_run_kind_status", "kind", "status", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # full | enrich | incremental
+    status: str  # queued | running | succeeded | failed
+    requested_by: str
+    started_at: datetime | None = _ts()
+    finished_at: datetime | None = _ts()
+    heartbeat_at: datetime | None = _ts()
+    counts: str | None = Field(default=None, sa_column=Column(Text))  # JSON object
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Checkpoint(SQLModel, table=True):
+    """Small named values: the log checkpoint, index freshness, alert state."""
+
+    __tablename__ = "checkpoint"
+
+    name: str = Field(primary_key=True)
+    value: str | None = Field(default=None, sa_column=Column(Text))
+    updated_at: datetime = _ts(nullable=False)
+
+
+class Lease(SQLModel, table=True):
+    """The single-writer lease: who holds it and until when."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True)
+    holder: str
+    run_id: int | None = None
+    acquired_at: datetime = _ts(nullable=False)
+    expires_at: datetime = _ts(nullable=False)
+
+
+class AuditEvent(SQLModel, table=True):
+    """One lookup: who asked, through what, a keyed hash of the number, how many accounts."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts(nullable=False, index=True)
+    actor: str = Field(index=True)
+    via: str
+    phone_hash: str
+    accounts: int
+
+
+class AppSecret(SQLModel, table=True):
+    """Secrets generated once and kept in the database (the audit hashing key)."""
+
+    __tablename__ = "app_secret"
+
+    name: str = Field(primary_key=True)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+
+
+account_table = Account.__table__  # type: ignore[attr-defined]
+link_table = PhoneLink.__table__  # type: ignore[attr-defined]
+run_table = SyncRun.__table__  # type: ignore[attr-defined]
+checkpoint_table = Checkpoint.__table__  # type: ignore[attr-defined]
+lease_table = Lease.__table__  # type: ignore[attr-defined]
+audit_table = AuditEvent.__table__  # type: ignore[attr-defined]
+secret_table = AppSecret.__table__  # type: ignore[attr-defined]

@@ -1,0 +1,616 @@
+"""apply(changes) and lookup(): the only write path into the index and the only read path out.
+
+Every write is idempotent and last-writer-wins by the time the source observed it, so replays
+and out-of-order deliveries give the same index. Unlinks are kept as inactive rows (tombstones)
+so that an older "linked" arriving late cannot resurrect a number.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from phoneindex.changes import (
+    AccountDeleted,
+    AccountSeen,
+    Change,
+    MfaPhonesReplaced,
+    PhoneLinked,
+    PhoneUnlinked,
+    RefetchRequested,
+    mfa_key,
+)
+from phoneindex.db import writer
+from phoneindex.models import EPOCH, account_table, checkpoint_table, link_table
+
+A = account_table.c
+L = link_table.c
+
+LAST_UPDATE = "index.last_update"
+LAST_FULL_SYNC = "index.last_full_sync"
+KIND_ORDER = {"mfa": 0, "passwordless": 1, "profile": 2}
+_PROFILE = ("email", "name", "connection", "blocked", "created_at", "last_login", "logins_count")
+_PROFILE_COLUMNS = (
+    *_PROFILE, "multifactor", "multifactor_last_modified", "mfa_key", "observed_at",
+)  # fmt: skip
+
+
+def utcnow() -> datetime:
+    """The current time, aware UTC."""
+    return datetime.now(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """`2026-11-27T09:41:00Z`: the timestamp form of every document we produce."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichTarget:
+    """An account whose MFA numbers should be read; `mfa_key` is what the read will answer."""
+
+    user_id: str
+    mfa_key: str
+    refetch_requested_at: datetime | None
+
+
+@dataclass
+class ApplyStats:
+    """What one apply() or replace_export() did."""
+
+    accounts_seen: int = 0
+    accounts_deleted: int = 0
+    links: dict[str, int] = field(default_factory=dict)
+    unlinks: int = 0
+    mfa_reads: int = 0
+    masked: int = 0
+    refetches: int = 0
+    accounts_removed: int = 0
+    links_removed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Counts for run records and summaries."""
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+class Store:
+    """The phone index: applies changes, answers lookups."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        stale_after: timedelta = timedelta(hours=26),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.stale_after = stale_after
+        self.clock = clock
+        pg = engine.dialect.name == "postgresql"
+        self._insert = postgresql.insert if pg else sqlite.insert
+        self._account_upsert = self._make_account_upsert()
+        self._mention_upsert = self._make_mention_upsert()
+        self._tombstone_upsert = self._make_tombstone_upsert()
+        self._link_upsert = self._make_link_upsert()
+
+    # ----------------------------------------------------------------- writes
+
+    def apply(self, changes: Iterable[Change], *, batch_size: int = 2000) -> ApplyStats:
+        """Apply changes in batches, one transaction per batch."""
+        stats = ApplyStats()
+        for batch in _batched(changes, batch_size):
+            with self.engine.connect() as conn:
+                with writer(conn).begin():
+                    self._apply_batch(conn, batch, stats)
+                    self._touch(conn)
+        return stats
+
+    def replace_export(
+        self,
+        changes: Iterable[Change],
+        snapshot_at: datetime,
+        *,
+        batch_size: int = 5000,
+        on_batch: Callable[[ApplyStats], None] | None = None,
+    ) -> ApplyStats:
+        """Replace the export-sourced part of the index atomically with `changes`.
+
+        Accounts and passwordless/profile numbers not re-asserted by `changes` (and not seen by
+        another source after `snapshot_at`) disappear; MFA numbers of remaining accounts stay.
+        If `changes` raises, nothing is written.
+        """
+        stats = ApplyStats()
+        with self.engine.connect() as conn:
+            with writer(conn).begin():
+                for batch in _batched(changes, batch_size):
+                    self._apply_batch(conn, batch, stats)
+                    if on_batch is not None:
+                        on_batch(stats)
+                self._sweep(conn, snapshot_at, stats)
+                self._touch(conn)
+        return stats
+
+    def _apply_batch(self, conn: Connection, batch: list[Change], stats: ApplyStats) -> None:
+        seen: dict[str, AccountSeen] = {}
+        deleted: dict[str, AccountDeleted] = {}
+        links: dict[tuple[str, str, str], PhoneLinked | PhoneUnlinked] = {}
+        reads: dict[str, MfaPhonesReplaced] = {}
+        refetch: dict[str, RefetchRequested] = {}
+        for change in batch:
+            if isinstance(change, PhoneLinked | PhoneUnlinked):
+                _keep_latest(links, (change.user_id, change.phone, change.kind), change)
+            elif isinstance(change, AccountSeen):
+                _keep_latest(seen, change.user_id, change)
+            elif isinstance(change, MfaPhonesReplaced):
+                _keep_latest(reads, change.user_id, change)
+            elif isinstance(change, AccountDeleted):
+                _keep_latest(deleted, change.user_id, change)
+            elif isinstance(change, RefetchRequested):
+                _keep_latest(refetch, change.user_id, change, earliest=True)
+        now = self.clock()
+        if seen:
+            self._upsert_accounts(conn, seen.values(), now, stats)
+        self._mention(conn, seen, [*links.values(), *reads.values(), *refetch.values()], now)
+        if deleted:
+            self._delete_accounts(conn, deleted.values(), now, stats)
+        if links:
+            self._upsert_links(conn, links.values(), now, stats)
+        for read in reads.values():
+            self._replace_mfa(conn, read, now, stats)
+        if refetch:
+            self._request_refetch(conn, refetch.values(), stats)
+
+    def _upsert_accounts(
+        self, conn: Connection, seen: Iterable[AccountSeen], now: datetime, stats: ApplyStats
+    ) -> None:
+        rows = [_account_row(c, now) for c in seen]
+        conn.execute(self._account_upsert, rows)
+        stats.accounts_seen += len(rows)
+
+    def _mention(
+        self,
+        conn: Connection,
+        seen: dict[str, AccountSeen],
+        changes: list[PhoneLinked | PhoneUnlinked | MfaPhonesReplaced | RefetchRequested],
+        now: datetime,
+    ) -> None:
+        """Make sure every account a change mentions exists, and record that it was seen."""
+        latest: dict[str, datetime] = {}
+        for change in changes:
+            prior = seen.get(change.user_id)
+            if prior is not None and prior.observed_at >= change.observed_at:
+                continue  # the account row was written in this batch already
+            if change.observed_at > latest.get(change.user_id, EPOCH):
+                latest[change.user_id] = change.observed_at
+        if latest:
+            rows = [
+                {"user_id": u, "observed_at": EPOCH, "seen_at": t, "updated_at": now}
+                | {"blocked": False, "mfa_masked": 0, "mfa_key": ""}
+                for u, t in latest.items()
+            ]
+            conn.execute(self._mention_upsert, rows)
+
+    def _delete_accounts(
+        self, conn: Connection, gone: Iterable[AccountDeleted], now: datetime, stats: ApplyStats
+    ) -> None:
+        rows = [
+            {"user_id": c.user_id, "observed_at": c.observed_at, "seen_at": c.observed_at}
+            | {"deleted_at": c.observed_at, "updated_at": now}
+            | {"blocked": False, "mfa_masked": 0, "mfa_key": ""}
+            for c in gone
+        ]
+        conn.execute(self._tombstone_upsert, rows)
+        conn.execute(
+            delete(link_table).where(
+                L.user_id == _bind("user_id"), L.observed_at <= _bind("observed_at")
+            ),
+            [{"b_user_id": r["user_id"], "b_observed_at": r["observed_at"]} for r in rows],
+        )
+        stats.accounts_deleted += len(rows)
+
+    def _upsert_links(
+        self,
+        conn: Connection,
+        changes: Iterable[PhoneLinked | PhoneUnlinked],
+        now: datetime,
+        stats: ApplyStats,
+    ) -> None:
+        rows = []
+        for c in changes:
+            linked = isinstance(c, PhoneLinked)
+            rows.append(
+                {
+                    "user_id": c.user_id,
+                    "phone": c.phone,
+                    "kind": c.kind,
+                    "method": c.method if isinstance(c, PhoneLinked) else None,
+                    "confirmed": c.confirmed if isinstance(c, PhoneLinked) else None,
+                    "source": c.source,
+                    "active": linked,
+                    "observed_at": c.observed_at,
+                    "updated_at": now,
+                }
+            )
+            if linked:
+                stats.links[c.kind] = stats.links.get(c.kind, 0) + 1
+            else:
+                stats.unlinks += 1
+        conn.execute(self._link_upsert, rows)
+
+    def _replace_mfa(
+        self, conn: Connection, read: MfaPhonesReplaced, now: datetime, stats: ApplyStats
+    ) -> None:
+        keep = {p.phone for p in read.phones}
+        stale = [
+            L.user_id == read.user_id,
+            L.kind == "mfa",
+            L.active == true(),
+            L.observed_at <= read.observed_at,
+        ]
+        if keep:
+            stale.append(L.phone.not_in(keep))
+        dropped = conn.execute(
+            update(link_table)
+            .where(*stale)
+            .values(active=False, observed_at=read.observed_at, source=read.source, updated_at=now)
+        ).rowcount
+        links = [
+            PhoneLinked(
+                read.user_id, p.phone, "mfa", read.source, read.observed_at, p.method, p.confirmed
+            )
+            for p in read.phones
+        ]
+        if links:
+            self._upsert_links(conn, links, now, stats)
+        stats.unlinks += dropped or 0
+        stats.mfa_reads += 1
+        stats.masked += read.masked
+        pending = A.refetch_requested_at
+        conn.execute(
+            update(account_table)
+            .where(A.user_id == read.user_id)
+            .values(
+                mfa_fetched_key=func.coalesce(read.fetched_key, A.mfa_fetched_key),
+                mfa_fetched_at=read.observed_at,
+                mfa_masked=read.masked,
+                refetch_requested_at=case((pending <= read.observed_at, None), else_=pending),
+                updated_at=now,
+            )
+        )
+
+    def _request_refetch(
+        self, conn: Connection, changes: Iterable[RefetchRequested], stats: ApplyStats
+    ) -> None:
+        at = _bind("observed_at")
+        stmt = (
+            update(account_table)
+            .where(
+                A.user_id == _bind("user_id"),
+                or_(A.refetch_requested_at.is_(None), A.refetch_requested_at > at),
+                or_(A.mfa_fetched_at.is_(None), A.mfa_fetched_at < at),
+            )
+            .values(refetch_requested_at=at)
+        )
+        rows = [{"b_user_id": c.user_id, "b_observed_at": c.observed_at} for c in changes]
+        stats.refetches += len(rows)
+        conn.execute(stmt, rows)
+
+    def _sweep(self, conn: Connection, snapshot_at: datetime, stats: ApplyStats) -> None:
+        gone = select(A.user_id).where(A.seen_at < snapshot_at)
+        removed_links = conn.execute(delete(link_table).where(L.user_id.in_(gone))).rowcount
+        stats.accounts_removed = conn.execute(
+            delete(account_table).where(A.seen_at < snapshot_at)
+        ).rowcount
+        stale = conn.execute(
+            delete(link_table).where(
+                L.kind.in_(("passwordless", "profile")), L.observed_at < snapshot_at
+            )
+        ).rowcount
+        stats.links_removed = (removed_links or 0) + (stale or 0)
+
+    def _touch(self, conn: Connection) -> None:
+        self._set_checkpoint(conn, LAST_UPDATE, iso(self.clock()))
+
+    # ----------------------------------------------------------- statements
+
+    def _make_account_upsert(self) -> Any:
+        ins = self._insert(account_table)
+        ex = ins.excluded
+        values = {name: ex[name] for name in _PROFILE_COLUMNS}
+        return ins.on_conflict_do_update(
+            index_elements=[A.user_id],
+            set_=values
+            | {
+                "seen_at": case((ex.seen_at > A.seen_at, ex.seen_at), else_=A.seen_at),
+                "deleted_at": None,
+                "updated_at": ex.updated_at,
+            },
+            where=and_(
+                ex.observed_at >= A.observed_at,
+                or_(A.deleted_at.is_(None), ex.observed_at > A.deleted_at),
+            ),
+        )
+
+    def _make_mention_upsert(self) -> Any:
+        ins = self._insert(account_table)
+        ex = ins.excluded
+        return ins.on_conflict_do_update(
+            index_elements=[A.user_id],
+            set_={"seen_at": ex.seen_at},
+            where=ex.seen_at > A.seen_at,
+        )
+
+    def _make_tombstone_upsert(self) -> Any:
+        ins = self._insert(account_table)
+        ex = ins.excluded
+        return ins.on_conflict_do_update(
+            index_elements=[A.user_id],
+            set_={
+                "deleted_at": ex.deleted_at,
+                "observed_at": ex.observed_at,
+                "seen_at": case((ex.seen_at > A.seen_at, ex.seen_at), else_=A.seen_at),
+                "updated_at": ex.updated_at,
+            },
+            where=ex.observed_at >= A.observed_at,
+        )
+
+    def _make_link_upsert(self) -> Any:
+        ins = self._insert(link_table)
+        ex = ins.excluded
+        return ins.on_conflict_do_update(
+            index_elements=[L.user_id, L.phone, L.kind],
+            set_={
+                "method": case((ex.active == true(), ex.method), else_=L.method),
+                "confirmed": case((ex.active == true(), ex.confirmed), else_=L.confirmed),
+                "source": ex.source,
+                "active": ex.active,
+                "observed_at": ex.observed_at,
+                "updated_at": ex.updated_at,
+            },
+            where=ex.observed_at >= L.observed_at,
+        )
+
+    # ------------------------------------------------------------------ reads
+
+    def lookup(self, phone: str, query: str | None = None) -> dict[str, Any]:
+        """The contract's lookup document: every account linked to the E.164 `phone`."""
+        stmt = (
+            select(
+                A.user_id, A.email, A.name, A.connection, A.blocked, A.created_at, A.last_login,
+                L.kind, L.method, L.confirmed, L.source, L.observed_at,
+            )
+            .join_from(link_table, account_table, A.user_id == L.user_id)
+            .where(L.phone == phone, L.active == true(), A.deleted_at.is_(None))
+        )  # fmt: skip
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+            fresh = self._freshness(conn)
+        return {
+            "query": phone if query is None else query,
+            "phone": phone,
+            "accounts": _group_accounts(rows),
+            "freshness": fresh,
+        }
+
+    def freshness(self) -> dict[str, Any]:
+        """When the index last had a full sync and any update, and whether it is stale."""
+        with self.engine.connect() as conn:
+            return self._freshness(conn)
+
+    def _freshness(self, conn: Connection) -> dict[str, Any]:
+        rows = conn.execute(
+            select(checkpoint_table.c.name, checkpoint_table.c.value).where(
+                checkpoint_table.c.name.in_((LAST_UPDATE, LAST_FULL_SYNC))
+            )
+        ).all()
+        values: dict[str, str | None] = {name: value for name, value in rows}
+        last_full = values.get(LAST_FULL_SYNC)
+        stale = last_full is None or (
+            self.clock() - datetime.fromisoformat(last_full) > self.stale_after
+        )
+        return {
+            "last_full_sync": last_full,
+            "last_update": values.get(LAST_UPDATE),
+            "stale": stale,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Index size: accounts, distinct numbers by kind, masked MFA numbers."""
+        live = A.deleted_at.is_(None)
+        with self.engine.connect() as conn:
+            accounts = conn.execute(
+                select(func.count()).select_from(account_table).where(live)
+            ).scalar_one()
+            masked = conn.execute(select(func.coalesce(func.sum(A.mfa_masked), 0)).where(live))
+            by_kind = conn.execute(
+                select(L.kind, func.count(func.distinct(L.phone)))
+                .join_from(link_table, account_table, A.user_id == L.user_id)
+                .where(L.active == true(), live)
+                .group_by(L.kind)
+            ).all()
+            masked_total = int(masked.scalar_one())
+        numbers = {"mfa": 0, "passwordless": 0, "profile": 0} | {k: int(n) for k, n in by_kind}
+        return {"accounts": int(accounts), "numbers": numbers, "masked_mfa_numbers": masked_total}
+
+    def enrich_candidates(
+        self, *, after: str | None = None, limit: int = 500, everything: bool = False
+    ) -> list[EnrichTarget]:
+        """Accounts whose MFA numbers must be read, in user id order after `after`.
+
+        By default: accounts with a queued re-fetch, and accounts whose MFA state changed since
+        their numbers were last read (MFA added, changed or removed). With `everything`: every
+        account that has or had MFA.
+        """
+        live = [A.deleted_at.is_(None)]
+        if after is not None:
+            live.append(A.user_id > after)
+        if everything:
+            wanted = or_(A.mfa_key != "", func.coalesce(A.mfa_fetched_key, "") != "")
+        else:
+            wanted = or_(
+                A.refetch_requested_at.is_not(None),
+                A.mfa_key != func.coalesce(A.mfa_fetched_key, ""),
+            )
+        stmt = (
+            select(A.user_id, A.mfa_key, A.refetch_requested_at)
+            .where(*live, wanted)
+            .order_by(A.user_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [
+                EnrichTarget(r.user_id, r.mfa_key, r.refetch_requested_at)
+                for r in conn.execute(stmt)
+            ]
+
+    def refetch_queue(self, limit: int = 100) -> list[EnrichTarget]:
+        """Accounts with a queued re-fetch of their MFA numbers, oldest request first."""
+        stmt = (
+            select(A.user_id, A.mfa_key, A.refetch_requested_at)
+            .where(A.deleted_at.is_(None), A.refetch_requested_at.is_not(None))
+            .order_by(A.refetch_requested_at, A.user_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [
+                EnrichTarget(r.user_id, r.mfa_key, r.refetch_requested_at)
+                for r in conn.execute(stmt)
+            ]
+
+    def count_enrich_candidates(self, *, everything: bool = False) -> int:
+        """How many accounts enrich_candidates() would walk through (for progress and ETA)."""
+        if everything:
+            wanted = or_(A.mfa_key != "", func.coalesce(A.mfa_fetched_key, "") != "")
+        else:
+            wanted = or_(
+                A.refetch_requested_at.is_not(None),
+                A.mfa_key != func.coalesce(A.mfa_fetched_key, ""),
+            )
+        stmt = select(func.count()).select_from(account_table).where(A.deleted_at.is_(None), wanted)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def account(self, user_id: str) -> dict[str, Any] | None:
+        """One live account's profile fields (as in the lookup document), without phones."""
+        stmt = select(
+            A.user_id, A.email, A.name, A.connection, A.blocked, A.created_at, A.last_login
+        ).where(A.user_id == user_id, A.deleted_at.is_(None))
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        return {
+            "user_id": row.user_id, "email": row.email, "name": row.name,
+            "connection": row.connection, "blocked": bool(row.blocked),
+            "created_at": iso(row.created_at), "last_login": iso(row.last_login),
+        }  # fmt: skip
+
+    # ------------------------------------------------------------ checkpoints
+
+    def get_checkpoint(self, name: str) -> str | None:
+        """A named small value (log checkpoint, alert state), or None."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(checkpoint_table.c.value).where(checkpoint_table.c.name == name)
+            ).scalar_one_or_none()
+
+    def set_checkpoint(self, name: str, value: str | None, conn: Connection | None = None) -> None:
+        """Store a named small value, in `conn`'s transaction when given."""
+        if conn is not None:
+            self._set_checkpoint(conn, name, value)
+            return
+        with self.engine.connect() as own:
+            with writer(own).begin():
+                self._set_checkpoint(own, name, value)
+
+    def _set_checkpoint(self, conn: Connection, name: str, value: str | None) -> None:
+        ins = self._insert(checkpoint_table)
+        conn.execute(
+            ins.values(name=name, value=value, updated_at=self.clock()).on_conflict_do_update(
+                index_elements=[checkpoint_table.c.name],
+                set_={"value": ins.excluded.value, "updated_at": ins.excluded.updated_at},
+            )
+        )
+
+
+def _bind(name: str) -> Any:
+    """A named parameter for executemany statements (prefixed to avoid column-name clashes)."""
+    return bindparam(f"b_{name}")
+
+
+def _keep_latest(into: dict[Any, Any], key: Any, change: Any, *, earliest: bool = False) -> None:
+    prior = into.get(key)
+    if prior is None:
+        into[key] = change
+    elif earliest:
+        if change.observed_at < prior.observed_at:
+            into[key] = change
+    elif change.observed_at >= prior.observed_at:
+        into[key] = change
+
+
+def _account_row(c: AccountSeen, now: datetime) -> dict[str, Any]:
+    return {
+        "user_id": c.user_id,
+        "email": c.email,
+        "name": c.name,
+        "connection": c.connection,
+        "blocked": c.blocked,
+        "created_at": c.created_at,
+        "last_login": c.last_login,
+        "logins_count": c.logins_count,
+        "multifactor": ",".join(c.multifactor) or None,
+        "multifactor_last_modified": c.multifactor_last_modified,
+        "mfa_key": mfa_key(c.multifactor, c.multifactor_last_modified),
+        "observed_at": c.observed_at,
+        "seen_at": c.observed_at,
+        "deleted_at": None,
+        "mfa_masked": 0,
+        "updated_at": now,
+    }
+
+
+def _group_accounts(rows: Iterable[Any]) -> list[dict[str, Any]]:
+    accounts: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        acc = accounts.get(r.user_id)
+        if acc is None:
+            acc = accounts[r.user_id] = {
+                "user_id": r.user_id,
+                "email": r.email,
+                "name": r.name,
+                "connection": r.connection,
+                "blocked": bool(r.blocked),
+                "created_at": iso(r.created_at),
+                "last_login": iso(r.last_login),
+                "phones": [],
+            }
+        acc["phones"].append(
+            {
+                "kind": r.kind,
+                "method": r.method,
+                "confirmed": r.confirmed,
+                "source": r.source,
+                "updated_at": iso(r.observed_at),
+            }
+        )
+    for acc in accounts.values():
+        acc["phones"].sort(key=lambda p: (KIND_ORDER.get(p["kind"], 9), p["method"] or ""))
+    # Most recent login first, accounts never logged in last, ties by user id.
+    by_id = sorted(accounts.values(), key=lambda a: str(a["user_id"]))
+    return sorted(by_id, key=lambda a: a["last_login"] or "", reverse=True)
+
+
+def _batched(items: Iterable[Change], size: int) -> Iterator[list[Change]]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch

@@ -1,0 +1,52 @@
+"""Engines and schema management."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+
+from phoneindex.db import MIGRATIONS, SCHEMA_REVISION, _alembic_config, make_engine, open_database
+from phoneindex.errors import DatabaseError
+from phoneindex.settings import load_settings
+
+
+def test_the_fast_path_revision_is_the_newest_migration() -> None:
+    engine = make_engine("sqlite://")
+    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+    assert head == SCHEMA_REVISION
+    assert MIGRATIONS.is_dir()
+
+
+def test_a_fresh_database_gets_its_schema_and_stamp(db_url: str) -> None:
+    engine = open_database(db_url)
+    with engine.connect() as conn:
+        assert (
+            conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            == SCHEMA_REVISION
+        )
+        assert conn.execute(text("SELECT count(*) FROM account")).scalar() == 0
+    engine.dispose()
+    open_database(db_url).dispose()  # opening again is a no-op
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    engine = open_database(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
+
+
+def test_paas_urls_are_accepted() -> None:
+    settings = load_settings(database_url="postgres://u:p@db.example.com:5432/whois")
+    assert settings.database_url == "postgresql+psycopg://u:p@db.example.com:5432/whois"
+    assert make_engine("postgres://u@h/d").dialect.driver == "psycopg"
+
+
+def test_an_unreachable_database_is_a_one_line_error() -> None:
+    with pytest.raises(DatabaseError) as caught:
+        open_database("postgresql://nobody:hunter2@127.0.0.1:1/none")
+    assert "hunter2" not in str(caught.value)
+    assert "\n" not in str(caught.value)

@@ -1,0 +1,249 @@
+"""The index's one write path and one read path, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
+
+from phoneindex.changes import (
+    AccountDeleted,
+    AccountSeen,
+    Change,
+    MfaPhone,
+    MfaPhonesReplaced,
+    PhoneLinked,
+    PhoneUnlinked,
+    RefetchRequested,
+)
+from phoneindex.store import LAST_FULL_SYNC, Store
+from tests.conftest import T0, Clock
+
+PHONE = "+14155550100"
+OTHER = "+442079460958"
+T1 = T0 + timedelta(hours=1)
+T2 = T0 + timedelta(hours=2)
+
+
+def users_of(store: Store, phone: str = PHONE) -> list[str]:
+    return [a["user_id"] for a in store.lookup(phone)["accounts"]]
+
+
+def links_of(store: Store, user_id: str, phone: str = PHONE) -> list[tuple[str, str]]:
+    for acc in store.lookup(phone)["accounts"]:
+        if acc["user_id"] == user_id:
+            return [(p["kind"], p["source"]) for p in acc["phones"]]
+    return []
+
+
+def export(*users: tuple[str, str | None, str], at=T0) -> list[Change]:  # type: ignore[no-untyped-def]
+    """Changes an export would produce: (user_id, phone or None, kind)."""
+    out: list[Change] = []
+    for user_id, phone, kind in users:
+        out.append(AccountSeen(user_id, at, email=f"{user_id}@example.com", name=user_id))
+        if phone:
+            out.append(PhoneLinked(user_id, phone, kind, "export", at))  # type: ignore[arg-type]
+    return out
+
+
+def test_lookup_lists_every_account_sharing_a_number(store: Store) -> None:
+    store.replace_export(
+        export(
+            ("sms|1", PHONE, "passwordless"),
+            ("auth0|2", PHONE, "profile"),
+            ("auth0|3", OTHER, "profile"),
+        ),
+        T0,
+    )
+    store.apply([MfaPhonesReplaced("auth0|4", (MfaPhone(PHONE, "voice", True),), T1)])
+
+    doc = store.lookup(PHONE, query="(415) 555-0100")
+
+    assert doc["query"] == "(415) 555-0100"
+    assert doc["phone"] == PHONE
+    assert sorted(a["user_id"] for a in doc["accounts"]) == ["auth0|2", "auth0|4", "sms|1"]
+    kinds = {a["user_id"]: a["phones"][0] for a in doc["accounts"]}
+    assert kinds["sms|1"]["kind"] == "passwordless"
+    assert kinds["auth0|2"] == {
+        "kind": "profile", "method": None, "confirmed": None, "source": "export",
+        "updated_at": "2026-11-27T09:00:00Z",
+    }  # fmt: skip
+    assert kinds["auth0|4"]["method"] == "voice" and kinds["auth0|4"]["source"] == "authenticators"
+    assert set(doc["freshness"]) == {"last_full_sync", "last_update", "stale"}
+
+
+def test_a_miss_is_an_empty_document_with_freshness(store: Store) -> None:
+    doc = store.lookup("+15005550006")
+    assert doc["accounts"] == []
+    assert doc["freshness"] == {"last_full_sync": None, "last_update": None, "stale": True}
+
+
+def test_freshness_follows_the_last_full_sync(store: Store, clock: Clock) -> None:
+    store.set_checkpoint(LAST_FULL_SYNC, "2026-11-27T09:00:00Z")
+    assert store.freshness()["stale"] is False
+    clock.advance(hours=27)
+    assert store.freshness()["stale"] is True
+
+
+def test_older_profile_never_overwrites_newer(store: Store) -> None:
+    store.apply([AccountSeen("auth0|1", T2, email="new@example.com")])
+    store.apply([AccountSeen("auth0|1", T1, email="old@example.com")])
+    store.apply([PhoneLinked("auth0|1", PHONE, "profile", "logs", T0)])
+    assert store.lookup(PHONE)["accounts"][0]["email"] == "new@example.com"
+
+
+def _batches() -> list[list[Change]]:
+    return [
+        [AccountSeen("auth0|1", T0, name="One"),
+         PhoneLinked("auth0|1", PHONE, "mfa", "logs", T0, "sms", True)],
+        [PhoneUnlinked("auth0|1", PHONE, "mfa", "logs", T1), AccountSeen("auth0|2", T1)],
+        [PhoneLinked("auth0|2", PHONE, "mfa", "logs", T2, "voice", False)],
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 0, 2), (0, 0, 1, 2, 1)])
+def test_batches_in_any_order_or_twice_give_the_same_index(
+    store: Store, order: tuple[int, ...]
+) -> None:
+    batches = _batches()
+    for i in order:
+        store.apply(batches[i])
+    doc = store.lookup(PHONE)
+    assert [a["user_id"] for a in doc["accounts"]] == ["auth0|2"]
+    assert doc["accounts"][0]["phones"][0]["method"] == "voice"
+
+
+def test_an_mfa_read_replaces_the_accounts_mfa_numbers(store: Store) -> None:
+    store.apply(
+        [
+            MfaPhonesReplaced(
+                "auth0|1", (MfaPhone(PHONE, "sms", True), MfaPhone(OTHER, "sms", True)), T0
+            )
+        ]
+    )
+    store.apply([MfaPhonesReplaced("auth0|1", (MfaPhone(OTHER, "voice", True),), T1, masked=1)])
+
+    assert users_of(store, PHONE) == []
+    assert store.lookup(OTHER)["accounts"][0]["phones"][0]["method"] == "voice"
+    assert store.summary()["masked_mfa_numbers"] == 1
+    # A late, older read changes nothing.
+    store.apply([MfaPhonesReplaced("auth0|1", (MfaPhone(PHONE, "sms", True),), T0)])
+    assert users_of(store, PHONE) == []
+
+
+def test_a_deleted_account_disappears_and_stays_gone(store: Store) -> None:
+    store.replace_export(export(("auth0|1", PHONE, "profile"), ("auth0|2", PHONE, "profile")), T0)
+    store.apply([AccountDeleted("auth0|1", T1)])
+    assert users_of(store) == ["auth0|2"]
+    store.apply([AccountSeen("auth0|1", T0, email="late@example.com")])  # replayed, older
+    assert users_of(store) == ["auth0|2"]
+    assert store.summary()["accounts"] == 1
+
+
+def test_import_replaces_accounts_and_export_numbers_but_keeps_mfa(store: Store) -> None:
+    store.replace_export(
+        export(("auth0|1", PHONE, "profile"), ("auth0|2", OTHER, "profile"),
+               ("sms|3", PHONE, "passwordless")),
+        T0,
+    )  # fmt: skip
+    store.apply([MfaPhonesReplaced("auth0|1", (MfaPhone(OTHER, "sms", True),), T0)])
+    store.apply([MfaPhonesReplaced("auth0|2", (MfaPhone(PHONE, "sms", True),), T0)])
+
+    # Next export: auth0|1 dropped its profile number, auth0|2 is gone, sms|3 unchanged.
+    stats = store.replace_export(
+        export(("auth0|1", None, ""), ("sms|3", PHONE, "passwordless"), at=T2), T2
+    )
+
+    assert stats.accounts_removed == 1
+    assert users_of(store, PHONE) == ["sms|3"]
+    assert users_of(store, OTHER) == ["auth0|1"]  # its MFA number survived the import
+    assert links_of(store, "auth0|1", OTHER) == [("mfa", "authenticators")]
+    assert store.summary() == {
+        "accounts": 2,
+        "numbers": {"mfa": 1, "passwordless": 1, "profile": 0},
+        "masked_mfa_numbers": 0,
+    }
+
+
+def test_import_keeps_what_other_sources_saw_after_the_snapshot(store: Store) -> None:
+    store.replace_export(export(("auth0|1", PHONE, "profile")), T0)
+    # A user registered (seen by an Action) while the next export job was running.
+    store.apply([AccountSeen("auth0|new", T2, email="new@example.com"),
+                 PhoneLinked("auth0|new", PHONE, "profile", "action", T2)])  # fmt: skip
+    store.replace_export(export(("auth0|1", PHONE, "profile"), at=T1), T1)
+    assert sorted(users_of(store)) == ["auth0|1", "auth0|new"]
+
+
+def test_a_failing_import_changes_nothing(store: Store) -> None:
+    store.replace_export(export(("auth0|1", PHONE, "profile")), T0)
+    before = store.lookup(PHONE)
+
+    def broken() -> Iterator[Change]:
+        yield from export(*[(f"auth0|x{i}", OTHER, "profile") for i in range(30)], at=T1)
+        raise ValueError("line 31 is malformed")
+
+    with pytest.raises(ValueError):
+        store.replace_export(broken(), T1, batch_size=10)
+
+    assert store.lookup(PHONE) == before
+    assert users_of(store, OTHER) == []
+
+
+def test_refetch_requests_queue_until_an_mfa_read_answers_them(
+    store: Store, engine: Engine
+) -> None:
+    from sqlalchemy import select
+
+    from phoneindex.models import account_table
+
+    store.apply([AccountSeen("auth0|1", T0), RefetchRequested("auth0|1", T1)])
+    pending = select(account_table.c.refetch_requested_at).where(
+        account_table.c.user_id == "auth0|1"
+    )
+    with engine.connect() as conn:
+        assert conn.execute(pending).scalar_one() == T1
+    store.apply([MfaPhonesReplaced("auth0|1", (), T2)])
+    with engine.connect() as conn:
+        assert conn.execute(pending).scalar_one() is None
+
+
+def test_links_for_unknown_accounts_create_them(store: Store) -> None:
+    store.apply([PhoneLinked("auth0|later", PHONE, "mfa", "logs", T1, "sms", True)])
+    doc = store.lookup(PHONE)
+    assert doc["accounts"][0]["user_id"] == "auth0|later"
+    assert doc["accounts"][0]["email"] is None
+    store.apply([AccountSeen("auth0|later", T0, email="known@example.com")])
+    assert store.lookup(PHONE)["accounts"][0]["email"] == "known@example.com"
+
+
+def test_accounts_come_most_recent_login_first(store: Store) -> None:
+    store.apply([
+        AccountSeen("a", T0, last_login=None), PhoneLinked("a", PHONE, "profile", "export", T0),
+        AccountSeen("b", T0, last_login=T1), PhoneLinked("b", PHONE, "profile", "export", T0),
+        AccountSeen("c", T0, last_login=T2), PhoneLinked("c", PHONE, "profile", "export", T0),
+    ])  # fmt: skip
+    assert users_of(store) == ["c", "b", "a"]
+
+
+def test_migrations_build_the_same_schema_as_the_models(engine: Engine) -> None:
+    from alembic.command import upgrade
+    from sqlalchemy import text
+
+    from phoneindex.db import _alembic_config
+
+    with engine.begin() as conn:
+        names = [t.name for t in reversed(SQLModel.metadata.sorted_tables)] + ["alembic_version"]
+        for name in names:
+            conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    cfg = _alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        upgrade(cfg, "head")
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == []
