@@ -1,0 +1,760 @@
+"""Auth0 Management API client: cached M2M token, pacing, retries, typed results."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
+from pydantic import SecretStr
+
+from jobs.ratelimit import Clock, Pacer, Priority, RetryPolicy, Sleep
+from phoneindex.errors import ConfigError, UnusableNumber, WhoisError
+
+if TYPE_CHECKING:
+    from phoneindex.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _RedactQuery(logging.Filter):
+    """Drop query strings from httpx's request log lines (phone numbers, URL signatures)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                a.copy_with(query=None) if isinstance(a, httpx.URL) else a for a in record.args
+            )
+        return True
+
+
+def _redact_httpx_logs() -> None:
+    """Install the redacting filter on httpx's logger once per process."""
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, _RedactQuery) for f in httpx_log.filters):
+        httpx_log.addFilter(_RedactQuery())
+
+
+_TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+_PER_PAGE_METHODS = 100
+_PER_PAGE_USERS = 50
+_MAX_PAGES = 20
+_EXPORT_FILE = "export file"
+
+
+# --- errors: each builds its one-line message from typed arguments, never from a URL ---
+
+
+class Auth0Error(WhoisError):
+    """Base of every failure talking to Auth0; messages name the method and path only."""
+
+    def __init__(
+        self, message: str, method: str = "", path: str = "", status: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+        self.status = status
+
+
+class Auth0ConfigError(Auth0Error, ConfigError):
+    """The Auth0 settings cannot be used; the message names the variable."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
+
+
+class Auth0AuthError(Auth0Error):
+    """Auth0 refused the credentials or the token's scopes (401/403, also after renewing)."""
+
+    def __init__(self, method: str, path: str, status: int, code: str | None = None) -> None:
+        detail = f" ({code})" if code else ""
+        if path == "/oauth/token":
+            hint = "check AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET and AUTH0_AUDIENCE"
+        elif status == 403:
+            hint = f"the M2M app needs the {_scope_for(path)} scope"
+        else:
+            hint = "check AUTH0_AUDIENCE and that the M2M app may call the Management API"
+        super().__init__(
+            f"Auth0 answered {status}{detail} for {method} {path}; {hint}", method, path, status
+        )
+        self.code = code
+
+
+class Auth0NotFound(Auth0Error):
+    """Auth0 answered 404: the user, job or log does not exist (any more)."""
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"Auth0 answered 404 for {method} {path}", method, path, 404)
+
+
+class Auth0RequestError(Auth0Error):
+    """Auth0 rejected the request itself (a 4xx other than 401, 403, 404 and 429)."""
+
+    def __init__(self, method: str, path: str, status: int, code: str | None = None) -> None:
+        detail = f" ({code})" if code else ""
+        super().__init__(
+            f"Auth0 answered {status}{detail} for {method} {path}", method, path, status
+        )
+        self.code = code
+
+
+class Auth0RateLimited(Auth0Error):
+    """Auth0 kept answering 429 until the attempts ran out."""
+
+    def __init__(self, method: str, path: str, attempts: int) -> None:
+        message = f"Auth0 answered 429 for {method} {path} after {attempts} attempts"
+        super().__init__(message, method, path, 429)
+        self.attempts = attempts
+
+
+class Auth0Unavailable(Auth0Error):
+    """Auth0 answered 5xx, timed out or could not be reached until the attempts ran out."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int | None = None,
+        reason: str = "",
+        attempts: int = 1,
+    ) -> None:
+        if status is not None:
+            message = f"Auth0 answered {status} for {method} {path}"
+        else:
+            message = f"Auth0 did not answer {method} {path} ({reason or 'no response'})"
+        super().__init__(message, method, path, status)
+        self.reason = reason
+        self.attempts = attempts
+
+
+class Auth0ResponseError(Auth0Error):
+    """Auth0 answered with a body this client cannot read."""
+
+    def __init__(self, method: str, path: str, expected: str) -> None:
+        message = f"Auth0 answered {method} {path} with an unexpected body (expected {expected})"
+        super().__init__(message, method, path)
+
+
+class DownloadExpired(Auth0Error):
+    """The signed export URL was refused (it lives 60 s): poll the job for a fresh one."""
+
+    def __init__(self, status: int) -> None:
+        message = f"Auth0's export download link was refused ({status}); poll the job again"
+        super().__init__(message, "GET", _EXPORT_FILE, status)
+
+
+def _scope_for(path: str) -> str:
+    """The Management API scope a path needs, for error hints."""
+    if path.startswith("/api/v2/logs"):
+        return "read:logs"
+    if path.endswith("/authentication-methods"):
+        return "read:authentication_methods"
+    return "read:users"
+
+
+# --- typed results ---
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """A users-export job; `location` is the signed download URL once completed."""
+
+    id: str
+    status: str
+    format: str | None = None
+    location: str | None = field(default=None, repr=False)
+    percentage_done: int | None = None
+    time_left_seconds: int | None = None
+    connection_id: str | None = None
+    created_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False, hash=False)
+
+    @property
+    def completed(self) -> bool:
+        """The file is ready at `location`."""
+        return self.status == "completed"
+
+    @property
+    def failed(self) -> bool:
+        """Auth0 gave up on the job; any status other than these two means still running."""
+        return self.status == "failed"
+
+
+@dataclass(frozen=True)
+class AuthenticationMethod:
+    """One authenticator of a user; `phone_number` is passed through exactly as Auth0 sent it."""
+
+    id: str
+    type: str
+    name: str | None = None
+    confirmed: bool | None = None
+    phone_number: str | None = field(default=None, repr=False)
+    preferred_method: str | None = None
+    methods: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    last_auth_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """Log events in log_id order and the checkpoint to continue from."""
+
+    events: list[dict[str, Any]] = field(repr=False)
+    next_from: str | None
+
+
+@dataclass(frozen=True)
+class Auth0Stats:
+    """Counters for metrics and benchmarks."""
+
+    requests_sent: int
+    token_requests: int
+    retries: int
+    rate_limited: int
+    waited_seconds: float
+    ratelimit_limit: int | None
+    ratelimit_remaining: int | None
+    ratelimit_reset: float | None
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str = field(repr=False)
+    renew_at: float
+
+
+@dataclass
+class _Counters:
+    requests_sent: int = 0
+    token_requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+
+
+# --- defensive parsing ---
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _when(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as aware UTC, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _export_job(data: dict[str, Any]) -> ExportJob:
+    return ExportJob(
+        id=_str(data.get("id")) or "",
+        status=_str(data.get("status")) or "unknown",
+        format=_str(data.get("format")),
+        location=_str(data.get("location")),
+        percentage_done=_int(data.get("percentage_done")),
+        time_left_seconds=_int(data.get("time_left_seconds")),
+        connection_id=_str(data.get("connection_id")),
+        created_at=_when(data.get("created_at")),
+        raw=data,
+    )
+
+
+def _auth_method(item: dict[str, Any]) -> AuthenticationMethod:
+    linked = item.get("authentication_methods")
+    methods = (
+        tuple(m["type"] for m in linked if isinstance(m, dict) and isinstance(m.get("type"), str))
+        if isinstance(linked, list)
+        else ()
+    )
+    confirmed = item.get("confirmed")
+    return AuthenticationMethod(
+        id=_str(item.get("id")) or "",
+        type=_str(item.get("type")) or "unknown",
+        name=_str(item.get("name")),
+        confirmed=confirmed if isinstance(confirmed, bool) else None,
+        phone_number=_str(item.get("phone_number")),
+        preferred_method=_str(item.get("preferred_authentication_method")),
+        methods=methods,
+        created_at=_when(item.get("created_at")),
+        last_auth_at=_when(item.get("last_auth_at")),
+    )
+
+
+def _items(data: Any, key: str) -> tuple[list[Any], int | None] | None:
+    """A list response in either shape (bare array, or an object with totals), or None."""
+    if isinstance(data, list):
+        return data, None
+    if isinstance(data, dict) and isinstance(data.get(key), list):
+        return data[key], _int(data.get("total"))
+    return None
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """Auth0's machine-readable error code, never its free text (it may echo a query)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    code = body.get("errorCode") or body.get("error")
+    return code if isinstance(code, str) and _CODE.fullmatch(code) else None
+
+
+def _link_from(response: httpx.Response) -> str | None:
+    """The `from` parameter of the `Link: <...>; rel="next"` header."""
+    url = response.links.get("next", {}).get("url")
+    if not url:
+        return None
+    values = parse_qs(urlsplit(url).query).get("from")
+    return values[0] if values and values[0] else None
+
+
+def base_url(domain: str) -> str:
+    """`acme.us.auth0.com` -> `https://acme.us.auth0.com`; an http(s) base URL as given."""
+    text = domain.strip()
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.scheme in ("http", "https") and parts.hostname and not parts.query:
+            return text.rstrip("/")
+    elif _HOST.fullmatch(text.rstrip("/")):
+        return f"https://{text.rstrip('/')}"
+    raise Auth0ConfigError(
+        "AUTH0_DOMAIN", "expected a tenant domain such as acme.us.auth0.com or an http(s):// URL"
+    )
+
+
+# --- the client ---
+
+
+class Auth0Client:
+    """Management API client: one httpx.Client, a cached M2M token, paced and retried calls."""
+
+    def __init__(
+        self,
+        domain: str,
+        client_id: str,
+        client_secret: str | SecretStr,
+        audience: str | None = None,
+        *,
+        max_rps: float = 2.0,
+        burst: float = 1.0,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+        sleep: Sleep = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        secret = client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
+        if not client_id:
+            raise Auth0ConfigError("AUTH0_CLIENT_ID", "is empty")
+        if not secret.get_secret_value():
+            raise Auth0ConfigError("AUTH0_CLIENT_SECRET", "is empty")
+        if max_rps <= 0:
+            raise Auth0ConfigError("MFA_WHOIS_AUTH0_MAX_RPS", "must be greater than 0")
+        _redact_httpx_logs()
+        self.base_url = base_url(domain)
+        self.audience = audience or f"{self.base_url}/api/v2/"
+        self._client_id = client_id
+        self._secret = secret
+        self._http = httpx.Client(
+            transport=transport, timeout=httpx.Timeout(timeout), headers={"User-Agent": "mfa-whois"}
+        )
+        self._pacer = Pacer(max_rps, burst=burst, clock=clock, wall_clock=wall_clock, sleep=sleep)
+        self._retry = retry or RetryPolicy()
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._token: _Token | None = None
+        self._token_lock = threading.Lock()
+        self._counts = _Counters()
+        self._counts_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kw: Any) -> Self:
+        """Build the client from AUTH0_* settings; keyword arguments override the rest."""
+        settings.require("auth0_domain", "auth0_client_id", "auth0_client_secret")
+        secret = settings.auth0_client_secret
+        assert settings.auth0_domain and settings.auth0_client_id and secret  # checked above
+        kw.setdefault("max_rps", settings.auth0_max_rps)
+        return cls(
+            settings.auth0_domain, settings.auth0_client_id, secret, settings.auth0_audience, **kw
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Auth0Client(base_url={self.base_url!r}, client_id={self._client_id!r}, "
+            f"max_rps={self._pacer.rate})"
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def stats(self) -> Auth0Stats:
+        """A snapshot of the request counters and the last rate-limit headers seen."""
+        seen = self._pacer.last_seen
+        with self._counts_lock:
+            counts = self._counts
+            return Auth0Stats(
+                requests_sent=counts.requests_sent,
+                token_requests=counts.token_requests,
+                retries=counts.retries,
+                rate_limited=counts.rate_limited,
+                waited_seconds=self._pacer.waited_seconds,
+                ratelimit_limit=seen.limit,
+                ratelimit_remaining=seen.remaining,
+                ratelimit_reset=seen.reset,
+            )
+
+    # --- Management API methods ---
+
+    def create_users_export(
+        self,
+        fields: list[str],
+        format: Literal["json", "csv"] = "json",
+        connection_id: str | None = None,
+        *,
+        priority: Priority = "bulk",
+    ) -> ExportJob:
+        """Start a bulk users export of `fields` (all connections unless one is given)."""
+        body: dict[str, Any] = {"format": format, "fields": [{"name": name} for name in fields]}
+        if connection_id:
+            body["connection_id"] = connection_id
+        path = "/api/v2/jobs/users-exports"
+        return _export_job(self._json_object("POST", path, priority, json=body))
+
+    def get_job(self, job_id: str, *, priority: Priority = "bulk") -> ExportJob:
+        """The current state of a job."""
+        path = f"/api/v2/jobs/{quote(job_id, safe='')}"
+        return _export_job(self._json_object("GET", path, priority))
+
+    def get_authentication_methods(
+        self, user_id: str, *, priority: Priority = "bulk"
+    ) -> list[AuthenticationMethod]:
+        """Every authentication method of a user, across pages."""
+        path = f"/api/v2/users/{quote(user_id, safe='')}/authentication-methods"
+        found: dict[str, AuthenticationMethod] = {}
+        anonymous: list[AuthenticationMethod] = []
+        for page in range(_MAX_PAGES):
+            params = {"page": page, "per_page": _PER_PAGE_METHODS, "include_totals": "true"}
+            items, total = self._json_list("GET", path, priority, "authenticators", params)
+            before = len(found)
+            for item in items:
+                if isinstance(item, dict):
+                    method = _auth_method(item)
+                    if method.id:
+                        found.setdefault(method.id, method)
+                    else:
+                        anonymous.append(method)
+            seen = len(found) + len(anonymous)
+            complete = total is not None and seen >= total
+            if len(items) < _PER_PAGE_METHODS or len(found) == before or complete:
+                break
+        return [*found.values(), *anonymous]
+
+    def get_logs(
+        self, from_id: str | None, take: int = 100, *, priority: Priority = "bulk"
+    ) -> LogPage:
+        """Events after `from_id` (checkpoint mode); with None, only the newest event."""
+        path = "/api/v2/logs"
+        if from_id is None:
+            params: dict[str, Any] = {"per_page": 1, "page": 0, "sort": "date:-1"}
+            items, _ = self._json_list("GET", path, priority, "logs", params)
+            newest = [e for e in items if isinstance(e, dict)][:1]
+            return LogPage(newest, _str(newest[0].get("log_id")) if newest else None)
+        params = {"from": from_id, "take": max(1, min(take, 100))}
+        response = self._call("GET", path, priority, params=params)
+        items, _ = self._parse_list(response, "GET", path, "logs")
+        events = [e for e in items if isinstance(e, dict)]
+        last = _str(events[-1].get("log_id")) if events else None
+        return LogPage(events, _link_from(response) or last or from_id)
+
+    def get_user(self, user_id: str, *, priority: Priority = "interactive") -> dict[str, Any]:
+        """One user's profile (immediately consistent, unlike search)."""
+        return self._json_object("GET", f"/api/v2/users/{quote(user_id, safe='')}", priority)
+
+    def search_users_by_phone(
+        self, e164: str, *, priority: Priority = "interactive"
+    ) -> list[dict[str, Any]]:
+        """Users whose profile `phone_number` is `e164` (never finds MFA numbers)."""
+        if not _E164.fullmatch(e164):
+            raise UnusableNumber("user search needs an E.164 number such as +14155550100")
+        users: list[dict[str, Any]] = []
+        for page in range(_MAX_PAGES):
+            params = {
+                "q": f'phone_number:"{e164}"',
+                "search_engine": "v3",
+                "per_page": _PER_PAGE_USERS,
+                "page": page,
+            }
+            items, _ = self._json_list("GET", "/api/v2/users", priority, "users", params)
+            users.extend(item for item in items if isinstance(item, dict))
+            if len(items) < _PER_PAGE_USERS:
+                break
+        return users
+
+    def download(self, url: str, dest: Path, progress: Callable[[int], None] | None = None) -> int:
+        """Stream a signed export URL, unauthenticated, to `dest`; returns the bytes written."""
+        # The file is written as stored (gzip); `progress` gets the bytes written so far.
+        attempts = self._retry.max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._http.stream(
+                    "GET", url, headers={"Accept-Encoding": "identity"}, follow_redirects=True
+                ) as response:
+                    if response.status_code < 300:
+                        return _save(response, dest, progress)
+                status = response.status_code
+                if status in (401, 403, 404, 410):
+                    raise DownloadExpired(status)
+                error = Auth0Unavailable("GET", _EXPORT_FILE, status=status, attempts=attempt)
+                if status != 429 and status < 500:
+                    raise error
+                failure = str(status)
+            except _TRANSIENT as exc:
+                failure = type(exc).__name__
+                error = Auth0Unavailable("GET", _EXPORT_FILE, reason=failure, attempts=attempt)
+            except httpx.HTTPError as exc:  # a malformed URL, too many redirects: not transient
+                raise Auth0Unavailable("GET", _EXPORT_FILE, reason=type(exc).__name__) from None
+            if attempt == attempts:
+                raise error
+            self._pause("GET", _EXPORT_FILE, failure, self._retry.backoff(attempt, self._rng))
+        raise AssertionError("unreachable")
+
+    # --- the one chokepoint every Management API call goes through ---
+
+    def _json_object(self, method: str, path: str, priority: Priority, **kw: Any) -> dict[str, Any]:
+        """Call and return a JSON object body."""
+        body = self._decode(self._call(method, path, priority, **kw), method, path)
+        if not isinstance(body, dict):
+            raise Auth0ResponseError(method, path, "a JSON object")
+        return body
+
+    def _json_list(
+        self, method: str, path: str, priority: Priority, key: str, params: dict[str, Any]
+    ) -> tuple[list[Any], int | None]:
+        """Call and return a list body in either shape, with the total when given."""
+        return self._parse_list(
+            self._call(method, path, priority, params=params), method, path, key
+        )
+
+    def _parse_list(
+        self, response: httpx.Response, method: str, path: str, key: str
+    ) -> tuple[list[Any], int | None]:
+        parsed = _items(self._decode(response, method, path), key)
+        if parsed is None:
+            raise Auth0ResponseError(method, path, f"a JSON array or an object with {key!r}")
+        return parsed
+
+    @staticmethod
+    def _decode(response: httpx.Response, method: str, path: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise Auth0ResponseError(method, path, "JSON") from None
+
+    def _call(self, method: str, path: str, priority: Priority, **kw: Any) -> httpx.Response:
+        """Send with the cached token, renewing it once on 401/403; raise typed errors."""
+        url = f"{self.base_url}{path}"
+        renewed = False
+        while True:
+            token = self._bearer()
+            send = functools.partial(
+                self._http.request, method, url, headers={"Authorization": f"Bearer {token}"}, **kw
+            )
+            response = self._retrying(method, path, send, priority)
+            if response.status_code not in (401, 403) or renewed:
+                break
+            renewed = True
+            self._drop_token(token)
+        _raise_for_status(response, method, path)
+        return response
+
+    def _retrying(
+        self, method: str, path: str, send: Callable[[], httpx.Response], priority: Priority | None
+    ) -> httpx.Response:
+        """Send until the answer is final; 429, 5xx and transport failures are retried."""
+        attempts = self._retry.max_attempts
+        for attempt in range(1, attempts + 1):
+            if priority is not None:
+                self._pacer.acquire(priority)
+            self._count(requests_sent=priority is not None, token_requests=priority is None)
+            try:
+                response = send()
+            except _TRANSIENT as exc:
+                if attempt == attempts:
+                    raise Auth0Unavailable(
+                        method, path, reason=type(exc).__name__, attempts=attempt
+                    ) from None
+                self._pause(
+                    method, path, type(exc).__name__, self._retry.backoff(attempt, self._rng)
+                )
+                continue
+            except httpx.HTTPError as exc:
+                raise Auth0Unavailable(method, path, reason=type(exc).__name__) from None
+            if priority is not None:
+                self._pacer.observe(response.headers)
+            status = response.status_code
+            if status != 429 and status < 500:
+                return response
+            self._count(rate_limited=status == 429)
+            if attempt == attempts:
+                if status == 429:
+                    raise Auth0RateLimited(method, path, attempt)
+                raise Auth0Unavailable(method, path, status=status, attempts=attempt)
+            self._wait_after(method, path, response, attempt, paced=priority is not None)
+        raise AssertionError("unreachable")
+
+    def _wait_after(
+        self, method: str, path: str, response: httpx.Response, attempt: int, *, paced: bool
+    ) -> None:
+        """Wait before retrying a 429 (for everybody, via the pacer) or a 5xx (this call)."""
+        if response.status_code != 429:
+            self._pause(
+                method, path, str(response.status_code), self._retry.backoff(attempt, self._rng)
+            )
+            return
+        delay = self._retry.rate_limited_delay(
+            response.headers, self._wall_clock(), attempt, self._rng
+        )
+        log.warning("Auth0 %s %s: 429, holding calls for %.1fs", method, path, delay)
+        self._count(retries=True)
+        if paced:
+            self._pacer.hold(delay)
+        else:
+            self._sleep(delay)
+
+    def _pause(self, method: str, path: str, failure: str, delay: float) -> None:
+        """Sleep before retrying one call."""
+        log.warning("Auth0 %s %s: %s, retrying in %.1fs", method, path, failure, delay)
+        self._count(retries=True)
+        self._sleep(delay)
+
+    def _count(
+        self,
+        *,
+        requests_sent: bool = False,
+        token_requests: bool = False,
+        retries: bool = False,
+        rate_limited: bool = False,
+    ) -> None:
+        with self._counts_lock:
+            self._counts.requests_sent += requests_sent
+            self._counts.token_requests += token_requests
+            self._counts.retries += retries
+            self._counts.rate_limited += rate_limited
+
+    # --- the M2M token ---
+
+    def _bearer(self) -> str:
+        """The cached access token, fetched when missing or close to expiry."""
+        with self._token_lock:
+            if self._token is None or self._clock() >= self._token.renew_at:
+                self._token = self._fetch_token()
+            return self._token.value
+
+    def _drop_token(self, value: str) -> None:
+        """Forget a token Auth0 refused (unless another thread already replaced it)."""
+        with self._token_lock:
+            if self._token is not None and self._token.value == value:
+                self._token = None
+
+    def _fetch_token(self) -> _Token:
+        """POST /oauth/token with the client credentials grant."""
+        path = "/oauth/token"
+        body = {
+            "grant_type": "client_credentials",
+            "client_id": self._client_id,
+            "client_secret": self._secret.get_secret_value(),
+            "audience": self.audience,
+        }
+        send = functools.partial(self._http.post, f"{self.base_url}{path}", json=body)
+        response = self._retrying("POST", path, send, None)
+        if response.status_code >= 300:
+            raise Auth0AuthError("POST", path, response.status_code, _error_code(response))
+        data = self._decode(response, "POST", path)
+        value = data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(value, str) or not value:
+            raise Auth0ResponseError("POST", path, "an access_token")
+        lifetime = float(_int(data.get("expires_in")) or 86400)
+        margin = min(max(60.0, lifetime * 0.1), lifetime / 2)
+        log.info("Auth0 token fetched, valid for %.0fs", lifetime)
+        return _Token(value, self._clock() + lifetime - margin)
+
+
+def _raise_for_status(response: httpx.Response, method: str, path: str) -> None:
+    """Turn a final non-2xx answer into the typed error."""
+    status = response.status_code
+    if status < 300:
+        return
+    if status in (401, 403):
+        raise Auth0AuthError(method, path, status, _error_code(response))
+    if status == 404:
+        raise Auth0NotFound(method, path)
+    raise Auth0RequestError(method, path, status, _error_code(response))
+
+
+def _save(response: httpx.Response, dest: Path, progress: Callable[[int], None] | None) -> int:
+    """Write the raw body to `dest` through a `.part` file; returns the bytes written."""
+    part = dest.with_name(dest.name + ".part")
+    written = 0
+    try:
+        # A response read ahead (as httpx.MockTransport hands them out) can only give its content.
+        chunks = [response.content] if response.is_stream_consumed else response.iter_raw(1 << 16)
+        with part.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                written += len(chunk)
+                if progress is not None:
+                    progress(written)
+        part.replace(dest)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return written
