@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from phoneindex.changes import AccountSeen, Change, PhoneLinked
+from phoneindex.changes import AccountSeen, Change, Kind, PhoneLinked
 from phoneindex.errors import ImportFileError
 from phoneindex.numbers import to_e164_or_none
 from phoneindex.store import ApplyStats, Store, utcnow
@@ -177,43 +177,40 @@ class UserMapper:
         self.region = default_region
         self.unusable_numbers = 0
 
-    def changes(self, user: dict[str, Any]) -> Iterator[Change]:
+    def changes(self, user: dict[str, Any]) -> list[Change]:
         """The account and its number as changes; ValueError names a bad field."""
-        user_id = user.get("user_id")
+        get = user.get
+        user_id = get("user_id")
         if not isinstance(user_id, str) or not user_id:
             raise ValueError("missing user_id")
-        identities = _identities(user.get("identities"))
-        yield AccountSeen(
-            user_id=user_id,
-            observed_at=self.observed_at,
-            email=_text(user.get("email")),
-            name=_text(user.get("name")),
-            connection=_connection(identities),
-            blocked=_flag(user.get("blocked"), "blocked") or False,
-            created_at=_date(user.get("created_at"), "created_at"),
-            last_login=_date(user.get("last_login"), "last_login"),
-            logins_count=_count(user.get("logins_count")),
-            multifactor=_providers(user.get("multifactor")),
-            multifactor_last_modified=_date(
-                user.get("multifactor_last_modified"), "multifactor_last_modified"
-            ),
+        identities = _identities(get("identities"))
+        account = AccountSeen(
+            user_id,
+            self.observed_at,
+            _text(get("email")),
+            _text(get("name")),
+            _connection(identities),
+            _flag(get("blocked"), "blocked") or False,
+            _date(get("created_at"), "created_at"),
+            _date(get("last_login"), "last_login"),
+            _count(get("logins_count")),
+            _providers(get("multifactor")),
+            _date(get("multifactor_last_modified"), "multifactor_last_modified"),
         )
-        raw_phone = user.get("phone_number")
+        raw_phone = get("phone_number")
         if not raw_phone:
-            return
+            return [account]
         phone = to_e164_or_none(str(raw_phone), self.region)
         if phone is None:
             self.unusable_numbers += 1
-            return
+            return [account]
         sms = user_id.startswith("sms|") or any(i.get("provider") == "sms" for i in identities)
-        yield PhoneLinked(
-            user_id=user_id,
-            phone=phone,
-            kind="passwordless" if sms else "profile",
-            source="export",
-            observed_at=self.observed_at,
-            confirmed=_flag(user.get("phone_verified"), "phone_verified"),
-        )
+        kind: Kind = "passwordless" if sms else "profile"
+        confirmed = _flag(get("phone_verified"), "phone_verified")
+        return [
+            account,
+            PhoneLinked(user_id, phone, kind, "export", self.observed_at, None, confirmed),
+        ]
 
 
 def import_export(
@@ -284,7 +281,7 @@ def _providers(value: Any) -> tuple[str, ...]:
 
 
 def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+    return value if value is None or type(value) is str else str(value)
 
 
 def _flag(value: Any, name: str) -> bool | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, String, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
@@ -52,6 +52,8 @@ class Account(SQLModel, table=True):
     """An Auth0 user as last seen by any source."""
 
     __tablename__ = "account"
+    # SQLite: one b-tree keyed by user_id instead of a rowid table plus a key index.
+    __table_args__ = {"sqlite_with_rowid": False}
 
     user_id: str = Field(sa_column=Column(Text, primary_key=True))
     email: str | None = None
@@ -82,15 +84,15 @@ class PhoneLink(SQLModel, table=True):
     """One E.164 number linked to one account, with how and when; inactive rows are tombstones."""
 
     __tablename__ = "phone_link"
+    # Keyed by phone first: a lookup is one range scan of the primary key (no rowid on SQLite).
     __table_args__ = (
-        UniqueConstraint("user_id", "phone", "kind", name="uq_phone_link"),
-        Index("ix_phone_link_phone", "phone"),
+        Index("ix_phone_link_user_id", "user_id"),
+        {"sqlite_with_rowid": False},
     )
 
-    id: int | None = Field(default=None, primary_key=True)
-    phone: str
-    user_id: str
-    kind: str  # mfa | passwordless | profile
+    phone: str = Field(primary_key=True)
+    user_id: str = Field(primary_key=True)
+    kind: str = Field(primary_key=True)  # mfa | passwordless | profile
     method: str | None = None  # sms | voice for mfa
     confirmed: bool | None = None
     source: str  # export | authenticators | logs | action | live

@@ -8,15 +8,17 @@ so that an older "linked" arriving late cannot resurrect a number.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, true, update
+from sqlalchemy import and_, bindparam, case, delete, func, null, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from phoneindex.bulk import BulkStatement, Row, timestamp_converter
 from phoneindex.changes import (
     AccountDeleted,
     AccountSeen,
@@ -35,10 +37,20 @@ L = link_table.c
 
 LAST_UPDATE = "index.last_update"
 LAST_FULL_SYNC = "index.last_full_sync"
+FRESHNESS_TTL = 1.0  # seconds
 KIND_ORDER = {"mfa": 0, "passwordless": 1, "profile": 2}
 _PROFILE = ("email", "name", "connection", "blocked", "created_at", "last_login", "logins_count")
 _PROFILE_COLUMNS = (
     *_PROFILE, "multifactor", "multifactor_last_modified", "mfa_key", "observed_at",
+)  # fmt: skip
+# Bulk rows are tuples in table column order (BulkStatement checks it).
+_ACCOUNT_ROW = (
+    "user_id", *_PROFILE, "multifactor", "multifactor_last_modified", "observed_at", "seen_at",
+    "mfa_key", "mfa_masked", "updated_at",
+)  # fmt: skip
+_LINK_ROW = (
+    "phone", "user_id", "kind", "method", "confirmed", "source", "active", "observed_at",
+    "updated_at",
 )  # fmt: skip
 
 
@@ -97,10 +109,20 @@ class Store:
         self.clock = clock
         pg = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if pg else sqlite.insert
-        self._account_upsert = self._make_account_upsert()
+        self._ts = timestamp_converter(engine.dialect)
+        self._account_upsert = BulkStatement(
+            self._make_account_upsert(), _ACCOUNT_ROW, engine.dialect
+        )
         self._mention_upsert = self._make_mention_upsert()
         self._tombstone_upsert = self._make_tombstone_upsert()
-        self._link_upsert = self._make_link_upsert()
+        self._link_upsert = BulkStatement(self._make_link_upsert(), _LINK_ROW, engine.dialect)
+        self._lookup_sql = self._compile_lookup()
+        self._lookup_params: Callable[[str], Any] = (
+            (lambda phone: (phone,)) if engine.dialect.positional else (lambda p: {"phone": p})
+        )
+        self._iso_out: Callable[[Any], str | None] = _sqlite_iso if not pg else iso
+        # Freshness read by lookups, kept for a second (this store's own writes reset it).
+        self._fresh_cache: tuple[float, dict[str, str | None]] | None = None
 
     # ----------------------------------------------------------------- writes
 
@@ -172,8 +194,20 @@ class Store:
     def _upsert_accounts(
         self, conn: Connection, seen: Iterable[AccountSeen], now: datetime, stats: ApplyStats
     ) -> None:
-        rows = [_account_row(c, now) for c in seen]
-        conn.execute(self._account_upsert, rows)
+        ts = self._ts
+        when = ts(now)
+        seen_ts = _memo(ts)  # a batch shares a handful of observed_at values
+        rows = [
+            (
+                c.user_id, c.email, c.name, c.connection, c.blocked, ts(c.created_at),
+                ts(c.last_login), c.logins_count, ",".join(c.multifactor) or None,
+                ts(c.multifactor_last_modified), seen_ts(c.observed_at), seen_ts(c.observed_at),
+                mfa_key(c.multifactor, c.multifactor_last_modified) if c.multifactor else "",
+                0, when,
+            )
+            for c in seen
+        ]  # fmt: skip
+        self._account_upsert.run(conn, rows)
         stats.accounts_seen += len(rows)
 
     def _mention(
@@ -224,27 +258,24 @@ class Store:
         now: datetime,
         stats: ApplyStats,
     ) -> None:
-        rows = []
+        when = self._ts(now)
+        ts = _memo(self._ts)
+        rows: list[Row] = []
+        counts = stats.links
         for c in changes:
-            linked = isinstance(c, PhoneLinked)
-            rows.append(
-                {
-                    "user_id": c.user_id,
-                    "phone": c.phone,
-                    "kind": c.kind,
-                    "method": c.method if isinstance(c, PhoneLinked) else None,
-                    "confirmed": c.confirmed if isinstance(c, PhoneLinked) else None,
-                    "source": c.source,
-                    "active": linked,
-                    "observed_at": c.observed_at,
-                    "updated_at": now,
-                }
-            )
-            if linked:
-                stats.links[c.kind] = stats.links.get(c.kind, 0) + 1
+            if isinstance(c, PhoneLinked):
+                rows.append(
+                    (c.phone, c.user_id, c.kind, c.method, c.confirmed, c.source, True,
+                     ts(c.observed_at), when)
+                )  # fmt: skip
+                counts[c.kind] = counts.get(c.kind, 0) + 1
             else:
+                rows.append(
+                    (c.phone, c.user_id, c.kind, None, None, c.source, False,
+                     ts(c.observed_at), when)
+                )  # fmt: skip
                 stats.unlinks += 1
-        conn.execute(self._link_upsert, rows)
+        self._link_upsert.run(conn, rows)
 
     def _replace_mfa(
         self, conn: Connection, read: MfaPhonesReplaced, now: datetime, stats: ApplyStats
@@ -331,7 +362,7 @@ class Store:
             set_=values
             | {
                 "seen_at": case((ex.seen_at > A.seen_at, ex.seen_at), else_=A.seen_at),
-                "deleted_at": None,
+                "deleted_at": null(),
                 "updated_at": ex.updated_at,
             },
             where=and_(
@@ -367,7 +398,7 @@ class Store:
         ins = self._insert(link_table)
         ex = ins.excluded
         return ins.on_conflict_do_update(
-            index_elements=[L.user_id, L.phone, L.kind],
+            index_elements=[L.phone, L.user_id, L.kind],
             set_={
                 "method": case((ex.active == true(), ex.method), else_=L.method),
                 "confirmed": case((ex.active == true(), ex.confirmed), else_=L.confirmed),
@@ -383,23 +414,28 @@ class Store:
 
     def lookup(self, phone: str, query: str | None = None) -> dict[str, Any]:
         """The contract's lookup document: every account linked to the E.164 `phone`."""
+        sql, params = self._lookup_sql, self._lookup_params(phone)
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(sql, params).all()
+            fresh = self._freshness(conn)
+        return {
+            "query": phone if query is None else query,
+            "phone": phone,
+            "accounts": _group_accounts(rows, self._iso_out),
+            "freshness": fresh,
+        }
+
+    def _compile_lookup(self) -> str:
+        """The lookup query, compiled once: lookups are the hot read path."""
         stmt = (
             select(
                 A.user_id, A.email, A.name, A.connection, A.blocked, A.created_at, A.last_login,
                 L.kind, L.method, L.confirmed, L.source, L.observed_at,
             )
             .join_from(link_table, account_table, A.user_id == L.user_id)
-            .where(L.phone == phone, L.active == true(), A.deleted_at.is_(None))
+            .where(L.phone == bindparam("phone"), L.active == true(), A.deleted_at.is_(None))
         )  # fmt: skip
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-            fresh = self._freshness(conn)
-        return {
-            "query": phone if query is None else query,
-            "phone": phone,
-            "accounts": _group_accounts(rows),
-            "freshness": fresh,
-        }
+        return str(stmt.compile(dialect=self.engine.dialect))
 
     def freshness(self) -> dict[str, Any]:
         """When the index last had a full sync and any update, and whether it is stale."""
@@ -407,12 +443,15 @@ class Store:
             return self._freshness(conn)
 
     def _freshness(self, conn: Connection) -> dict[str, Any]:
-        rows = conn.execute(
-            select(checkpoint_table.c.name, checkpoint_table.c.value).where(
-                checkpoint_table.c.name.in_((LAST_UPDATE, LAST_FULL_SYNC))
-            )
-        ).all()
-        values: dict[str, str | None] = {name: value for name, value in rows}
+        cached = self._fresh_cache
+        if cached is None or time.monotonic() - cached[0] > FRESHNESS_TTL:
+            rows = conn.execute(
+                select(checkpoint_table.c.name, checkpoint_table.c.value).where(
+                    checkpoint_table.c.name.in_((LAST_UPDATE, LAST_FULL_SYNC))
+                )
+            ).all()
+            cached = self._fresh_cache = (time.monotonic(), {n: v for n, v in rows})
+        values = cached[1]
         last_full = values.get(LAST_FULL_SYNC)
         stale = last_full is None or (
             self.clock() - datetime.fromisoformat(last_full) > self.stale_after
@@ -533,6 +572,7 @@ class Store:
                 self._set_checkpoint(own, name, value)
 
     def _set_checkpoint(self, conn: Connection, name: str, value: str | None) -> None:
+        self._fresh_cache = None
         ins = self._insert(checkpoint_table)
         conn.execute(
             ins.values(name=name, value=value, updated_at=self.clock()).on_conflict_do_update(
@@ -558,56 +598,60 @@ def _keep_latest(into: dict[Any, Any], key: Any, change: Any, *, earliest: bool 
         into[key] = change
 
 
-def _account_row(c: AccountSeen, now: datetime) -> dict[str, Any]:
-    return {
-        "user_id": c.user_id,
-        "email": c.email,
-        "name": c.name,
-        "connection": c.connection,
-        "blocked": c.blocked,
-        "created_at": c.created_at,
-        "last_login": c.last_login,
-        "logins_count": c.logins_count,
-        "multifactor": ",".join(c.multifactor) or None,
-        "multifactor_last_modified": c.multifactor_last_modified,
-        "mfa_key": mfa_key(c.multifactor, c.multifactor_last_modified),
-        "observed_at": c.observed_at,
-        "seen_at": c.observed_at,
-        "deleted_at": None,
-        "mfa_masked": 0,
-        "updated_at": now,
-    }
+def _sqlite_iso(value: str | None) -> str | None:
+    """SQLite stores `2026-11-27T09:41:00.000000+00:00` (always UTC): cut to the document form."""
+    return None if value is None else value[:19] + "Z"
 
 
-def _group_accounts(rows: Iterable[Any]) -> list[dict[str, Any]]:
+def _group_accounts(
+    rows: Iterable[Any], iso_out: Callable[[Any], str | None]
+) -> list[dict[str, Any]]:
     accounts: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        acc = accounts.get(r.user_id)
+    for (user_id, email, name, connection, blocked, created, login,
+         kind, method, confirmed, source, observed) in rows:  # fmt: skip
+        acc = accounts.get(user_id)
         if acc is None:
-            acc = accounts[r.user_id] = {
-                "user_id": r.user_id,
-                "email": r.email,
-                "name": r.name,
-                "connection": r.connection,
-                "blocked": bool(r.blocked),
-                "created_at": iso(r.created_at),
-                "last_login": iso(r.last_login),
+            acc = accounts[user_id] = {
+                "user_id": user_id,
+                "email": email,
+                "name": name,
+                "connection": connection,
+                "blocked": bool(blocked),
+                "created_at": iso_out(created),
+                "last_login": iso_out(login),
                 "phones": [],
             }
         acc["phones"].append(
             {
-                "kind": r.kind,
-                "method": r.method,
-                "confirmed": r.confirmed,
-                "source": r.source,
-                "updated_at": iso(r.observed_at),
+                "kind": kind,
+                "method": method,
+                "confirmed": None if confirmed is None else bool(confirmed),
+                "source": source,
+                "updated_at": iso_out(observed),
             }
         )
     for acc in accounts.values():
-        acc["phones"].sort(key=lambda p: (KIND_ORDER.get(p["kind"], 9), p["method"] or ""))
+        if len(acc["phones"]) > 1:
+            acc["phones"].sort(key=lambda p: (KIND_ORDER.get(p["kind"], 9), p["method"] or ""))
+    if len(accounts) < 2:
+        return list(accounts.values())
     # Most recent login first, accounts never logged in last, ties by user id.
     by_id = sorted(accounts.values(), key=lambda a: str(a["user_id"]))
     return sorted(by_id, key=lambda a: a["last_login"] or "", reverse=True)
+
+
+def _memo(convert: Callable[[datetime], Any]) -> Callable[[datetime], Any]:
+    """`convert` remembering its answers (for values that repeat across a batch)."""
+    cache: dict[datetime, Any] = {}
+
+    def converted(value: datetime) -> Any:
+        try:
+            return cache[value]
+        except KeyError:
+            result = cache[value] = convert(value)
+            return result
+
+    return converted
 
 
 def _batched(items: Iterable[Change], size: int) -> Iterator[list[Change]]:

@@ -48,6 +48,7 @@ def upgrade() -> None:
         ),
         sa.Column("updated_at", phoneindex.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("user_id"),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("account", schema=None) as batch_op:
         batch_op.create_index(
@@ -93,7 +94,6 @@ def upgrade() -> None:
     )
     op.create_table(
         "phone_link",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("phone", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -103,11 +103,11 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("observed_at", phoneindex.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", phoneindex.models.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("user_id", "phone", "kind", name="uq_phone_link"),
+        sa.PrimaryKeyConstraint("phone", "user_id", "kind"),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("phone_link", schema=None) as batch_op:
-        batch_op.create_index("ix_phone_link_phone", ["phone"], unique=False)
+        batch_op.create_index("ix_phone_link_user_id", ["user_id"], unique=False)
 
     op.create_table(
         "sync_run",
@@ -132,7 +132,7 @@ def downgrade() -> None:
 
     op.drop_table("sync_run")
     with op.batch_alter_table("phone_link", schema=None) as batch_op:
-        batch_op.drop_index("ix_phone_link_phone")
+        batch_op.drop_index("ix_phone_link_user_id")
 
     op.drop_table("phone_link")
     op.drop_table("lease")
