@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from phoneindex.changes import AccountSeen, Change, Kind, PhoneLinked
 from phoneindex.errors import ImportFileError
 from phoneindex.numbers import to_e164_or_none
@@ -121,7 +123,7 @@ class ExportFile:
         return ".json" in suffixes or ".ndjson" in suffixes
 
     def _ndjson(self, stream: IO[bytes]) -> Iterator[dict[str, Any]]:
-        loads = json.loads
+        loads = orjson.loads  # several times faster than json.loads on export-sized lines
         for raw in stream:
             self.line += 1
             if not raw.strip():
@@ -204,7 +206,9 @@ class UserMapper:
         if phone is None:
             self.unusable_numbers += 1
             return [account]
-        sms = user_id.startswith("sms|") or any(i.get("provider") == "sms" for i in identities)
+        sms = user_id.startswith("sms|") or any(
+            isinstance(i, dict) and i.get("provider") == "sms" for i in identities
+        )
         kind: Kind = "passwordless" if sms else "profile"
         confirmed = _flag(get("phone_verified"), "phone_verified")
         return [
@@ -247,6 +251,8 @@ def import_export(
 
 
 def _identities(value: Any) -> list[dict[str, Any]]:
+    if type(value) is list and (not value or type(value[0]) is dict):
+        return value  # the usual shape; later items are checked where they are used
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -304,12 +310,11 @@ def _count(value: Any) -> int | None:
 def _date(value: Any, name: str) -> datetime | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            stamp = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            if stamp.tzinfo is not None:
-                return stamp
+    try:
+        stamp = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        if stamp.tzinfo is not None:
+            return stamp
     raise ValueError(f"{name} is not an ISO 8601 timestamp with a time zone")

@@ -289,11 +289,17 @@ class Store:
         ]
         if keep:
             stale.append(L.phone.not_in(keep))
-        dropped = conn.execute(
-            update(link_table)
-            .where(*stale)
-            .values(active=False, observed_at=read.observed_at, source=read.source, updated_at=now)
-        ).rowcount
+        dropped = 0
+        if not read.masked:
+            # With masked numbers in the read we cannot tell which known numbers are gone:
+            # keep them (a masked value is never indexed, a real one from logs stays).
+            dropped = conn.execute(
+                update(link_table)
+                .where(*stale)
+                .values(
+                    active=False, observed_at=read.observed_at, source=read.source, updated_at=now
+                )
+            ).rowcount
         links = [
             PhoneLinked(
                 read.user_id, p.phone, "mfa", read.source, read.observed_at, p.method, p.confirmed

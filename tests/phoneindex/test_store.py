@@ -136,6 +136,13 @@ def test_an_mfa_read_replaces_the_accounts_mfa_numbers(store: Store) -> None:
     assert users_of(store, PHONE) == []
 
 
+def test_a_read_with_masked_numbers_keeps_the_numbers_it_cannot_see(store: Store) -> None:
+    store.apply([PhoneLinked("auth0|1", PHONE, "mfa", "logs", T0, "sms", True)])
+    store.apply([MfaPhonesReplaced("auth0|1", (), T1, masked=1)])
+    assert users_of(store) == ["auth0|1"]
+    assert store.summary()["masked_mfa_numbers"] == 1
+
+
 def test_a_deleted_account_disappears_and_stays_gone(store: Store) -> None:
     store.replace_export(export(("auth0|1", PHONE, "profile"), ("auth0|2", PHONE, "profile")), T0)
     store.apply([AccountDeleted("auth0|1", T1)])
