@@ -9,12 +9,13 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from phoneindex.db import writer
 from phoneindex.errors import WhoisError
@@ -49,6 +50,32 @@ class LeaseLost(WhoisError):
     """This process no longer holds the writer lease (it expired and someone else took it)."""
 
 
+class ShuttingDown(WhoisError):
+    """The process is stopping (SIGTERM/SIGINT); the run ends early and is marked failed."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped: the process is shutting down")
+
+
+class RunNotQueued(WhoisError):
+    """A queued run to adopt was already taken by another process, or expired."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(
+            f"run {run_id} is no longer queued (another process took it, or it expired)"
+        )
+        self.run_id = run_id
+
+
+@dataclass(frozen=True)
+class Queued:
+    """The answer to a queue request: the run that will do the work, and whether it is new."""
+
+    id: int
+    created: bool  # False: a run of that kind was already queued or running; this is it
+    run: dict[str, Any]
+
+
 class Runs:
     """Run records and the writer lease, in the index database."""
 
@@ -59,14 +86,17 @@ class Runs:
         *,
         clock: Callable[[], datetime] = utcnow,
         lease_ttl: timedelta = timedelta(minutes=5),
+        queue_ttl: timedelta = timedelta(hours=1),
     ) -> None:
         self.engine = engine
         self.store = store
         self.clock = clock
         self.lease_ttl = lease_ttl
+        self.queue_ttl = queue_ttl
         self.me = f"{socket.gethostname()}:{os.getpid()}"
         pg = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if pg else sqlite.insert
+        self._pg = pg
 
     # ------------------------------------------------------------------ runs
 
@@ -141,11 +171,86 @@ class Runs:
             "last_enrich": self.last("enrich"),
             "last_incremental_sync": self.last("incremental"),
             "running": self.running(),
+            "queued": self.next_queued("full"),
             "log_checkpoint": self.store.get_checkpoint("auth0.log_checkpoint"),
             "stale": fresh["stale"],
             "last_update": fresh["last_update"],
         }
         return doc
+
+    # ----------------------------------------------------------------- queue
+
+    def queue(self, kind: str, requested_by: str) -> Queued:
+        """Queue a run of `kind` for the scheduler; one already queued or running is returned."""
+        now = self.clock()
+        with self.engine.connect() as conn, writer(conn).begin():
+            self._serialize(conn)
+            self._expire_queued(conn, now)
+            row = conn.execute(
+                select(run_table)
+                .where(R.kind == kind, R.status == "queued")
+                .order_by(R.id)
+                .limit(1)
+            ).first()
+            if row is None:
+                row = self._running_row(conn, now, kind)
+            if row is not None:
+                return Queued(int(row.id), False, _run_doc(row))
+            run_id = conn.execute(
+                insert(run_table)
+                .values(kind=kind, status="queued", requested_by=requested_by, started_at=now)
+                .returning(R.id)
+            ).scalar_one()
+            row = conn.execute(select(run_table).where(R.id == run_id)).one()
+        log.info("queued a %s run (run %s) for %s", kind, run_id, requested_by)
+        return Queued(int(run_id), True, _run_doc(row))
+
+    def next_queued(self, kind: str) -> dict[str, Any] | None:
+        """The oldest run of `kind` waiting to be started (queued within `queue_ttl`)."""
+        since = self.clock() - self.queue_ttl
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(run_table)
+                .where(R.kind == kind, R.status == "queued", R.started_at > since)
+                .order_by(R.id)
+                .limit(1)
+            ).first()
+        return _run_doc(row) if row else None
+
+    def expire_queued(self) -> int:
+        """Fail queued runs nobody started within `queue_ttl`; returns how many."""
+        with self.engine.connect() as conn, writer(conn).begin():
+            return self._expire_queued(conn, self.clock())
+
+    def _expire_queued(self, conn: Connection, now: datetime) -> int:
+        hours = self.queue_ttl.total_seconds() / 3600
+        error = (
+            f"not started within {hours:g} h of being queued; is a scheduler running "
+            "(mfa-whois clock, serve or socket)?"
+        )
+        expired = conn.execute(
+            update(run_table)
+            .where(R.status == "queued", R.started_at <= now - self.queue_ttl)
+            .values(status="failed", finished_at=now, error=error)
+        ).rowcount
+        if expired:
+            log.warning("%d queued run(s) expired without being started", expired)
+        return int(expired or 0)
+
+    def _running_row(self, conn: Connection, now: datetime, kind: str) -> Any:
+        """The run of `kind` holding a live lease, if any."""
+        lease = lease_table.c
+        return conn.execute(
+            select(run_table)
+            .join(lease_table, lease.run_id == R.id)
+            .where(lease.name == WRITER_LEASE, lease.expires_at > now)
+            .where(R.kind == kind, R.status == "running")
+        ).first()
+
+    def _serialize(self, conn: Connection) -> None:
+        """Make check-then-insert atomic across processes (SQLite: BEGIN IMMEDIATE does it)."""
+        if self._pg:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _QUEUE_LOCK_KEY})
 
     # ----------------------------------------------------------------- lease
 
@@ -170,13 +275,31 @@ class Runs:
             where=or_(current.expires_at <= now, current.holder == holder),
         ).returning(current.holder)
         with self.engine.connect() as conn, writer(conn).begin():
+            before = conn.execute(
+                select(current.holder, current.run_id, current.expires_at).where(
+                    current.name == WRITER_LEASE
+                )
+            ).first()
             if conn.execute(stmt).first() is not None:  # rowcount is unreliable for upserts
+                if before is not None and before.holder != holder and before.run_id:
+                    self._abandon(conn, int(before.run_id), now)
                 return
             other = conn.execute(
                 select(current.holder, current.run_id).where(current.name == WRITER_LEASE)
             ).first()
         run = self.get(other.run_id) if other and other.run_id else None
         raise AlreadyRunning(run, other.holder if other else "unknown")
+
+    def _abandon(self, conn: Connection, run_id: int, now: datetime) -> None:
+        """Close a run whose process let its lease expire without closing it (a crash)."""
+        closed = conn.execute(
+            update(run_table)
+            .where(R.id == run_id, R.status == "running")
+            .values(status="failed", finished_at=now)
+            .values(error="abandoned: its process stopped without finishing it (lease expired)")
+        ).rowcount
+        if closed:
+            log.warning("run %s was abandoned by its process; marked failed", run_id)
 
     def renew(self, holder: str, run_id: int | None = None) -> None:
         """Extend the lease (and the run's heartbeat); LeaseLost if another process took it."""
@@ -202,14 +325,37 @@ class Runs:
             )
 
     @contextmanager
-    def exclusive(self, kind: str, requested_by: str) -> Iterator[RunHandle]:
-        """Run `kind` holding the lease; the run is recorded and closed whatever happens."""
+    def lease(self) -> Iterator[str]:
+        """Hold the writer lease for several runs in a row; yields the holder to pass on."""
         holder = self.new_holder()
         self.acquire(holder)
         try:
-            run_id = self.start(kind, requested_by)
+            yield holder
+        finally:
+            self.release(holder)
+
+    @contextmanager
+    def exclusive(
+        self,
+        kind: str,
+        requested_by: str,
+        *,
+        adopt: int | None = None,
+        holder: str | None = None,
+    ) -> Iterator[RunHandle]:
+        """Run `kind` holding the lease; the run is recorded and closed whatever happens.
+
+        `adopt` starts that queued run instead of recording a new one (RunNotQueued if it is
+        gone); `holder` reuses a lease taken with `lease()`, which then stays held afterwards.
+        """
+        own = holder is None
+        holder = holder or self.new_holder()
+        self.acquire(holder)
+        try:
+            run_id = self._adopt(adopt, kind) if adopt is not None else None
+            run_id = run_id or self.start(kind, requested_by)
             self.acquire(holder, run_id)  # now the lease names the run
-            handle = RunHandle(self, run_id, holder)
+            handle = RunHandle(self, run_id, holder, kind=kind)
             try:
                 yield handle
             except BaseException as exc:
@@ -217,21 +363,39 @@ class Runs:
                 raise
             self.finish(run_id, "succeeded", counts=handle.counts)
         finally:
-            self.release(holder)
+            if own:
+                self.release(holder)
+
+    def _adopt(self, run_id: int, kind: str) -> int:
+        """Turn a queued run into a running one (the caller holds the lease)."""
+        now = self.clock()
+        with self.engine.connect() as conn, writer(conn).begin():
+            taken = conn.execute(
+                update(run_table)
+                .where(R.id == run_id, R.kind == kind, R.status == "queued")
+                .values(status="running", started_at=now, heartbeat_at=now)
+            ).rowcount
+        if not taken:
+            raise RunNotQueued(run_id)
+        return run_id
 
 
 class RunHandle:
     """What a running job sees of its run: its id, counts to record, a heartbeat."""
 
-    def __init__(self, runs: Runs, run_id: int, holder: str) -> None:
+    def __init__(self, runs: Runs, run_id: int, holder: str, *, kind: str = "") -> None:
         self.runs = runs
         self.id = run_id
         self.holder = holder
+        self.kind = kind
         self.counts: dict[str, Any] = {}
 
     def heartbeat(self) -> None:
         """Keep the lease while working; raises LeaseLost if it was taken over."""
         self.runs.renew(self.holder, self.id)
+
+
+_QUEUE_LOCK_KEY = 0x6D66_6177  # PostgreSQL advisory lock id for queue(): "mfaw"
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,360 @@
+"""The one scheduler (APScheduler 3.x): full sync on a cron, log pulls, re-fetches, staleness.
+
+Jobs are module-level functions taking the small `Deps` container; every job catches its own
+errors (an exception never reaches APScheduler), and the database lease makes sure only one
+writer runs even if two schedulers are started by mistake.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, timedelta
+from types import FrameType
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from jobs.alerts import Alerts, Notifier
+from jobs.auth0 import Auth0Client
+from jobs.reindex import ENRICH_ALERT, FULL_ALERT, Enricher, alerting, full_sync
+from jobs.runs import AlreadyRunning, RunNotQueued, Runs, ShuttingDown
+from phoneindex.db import open_database
+from phoneindex.errors import ConfigError, WhoisError
+from phoneindex.settings import Settings
+from phoneindex.store import Store
+
+log = logging.getLogger(__name__)
+
+SCHEDULER = "scheduler"
+JOB_FULL = "full-sync"
+JOB_LOGS = "log-sync"
+JOB_REFETCH = "refetch"
+JOB_STALE = "stale-check"
+JOB_QUEUE = "queued-runs"
+REFETCH_EVERY = timedelta(seconds=30)
+STALE_EVERY = timedelta(minutes=15)
+QUEUE_EVERY = timedelta(seconds=5)
+FULL_SYNC_GRACE = timedelta(hours=1)  # a late cron run still runs (APScheduler's default: 1 s)
+LOGS_ALERT = "sync.incremental"
+STALE_ALERT = "index.stale"
+_CRON_VARIABLE = "MFA_WHOIS_FULL_SYNC_CRON"
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+@dataclass
+class Deps:
+    """What the scheduled jobs need; one per process, shared by every job."""
+
+    settings: Settings
+    store: Store
+    runs: Runs
+    alerts: Alerts
+    client_factory: Callable[[], Auth0Client]
+    enricher: Enricher | None = None  # None: jobs.enrich.enrich
+    export_poll_seconds: float = 2.0
+    # Called with the run document after each full sync the scheduler ran (Slack reports it).
+    on_full_sync_end: Callable[[dict[str, Any]], None] | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _client: Auth0Client | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, notifier: Notifier | None = None) -> Deps:
+        """Open the index database and wire the runs, alerts and the Auth0 client factory."""
+        engine = open_database(settings.database_url)
+        store = Store(engine, stale_after=timedelta(hours=settings.stale_after_hours))
+        return cls(
+            settings=settings,
+            store=store,
+            runs=Runs(engine, store),
+            alerts=Alerts(store, notifier),
+            client_factory=lambda: Auth0Client.from_settings(settings),
+        )
+
+    def client(self) -> Auth0Client:
+        """One shared Management API client for every job: one token cache, one pacer."""
+        with self._lock:
+            if self._client is None:
+                self._client = self.client_factory()
+            return self._client
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, or raise ShuttingDown as soon as the process is asked to stop."""
+        if self.stopping.wait(seconds):
+            raise ShuttingDown()
+
+    def should_stop(self) -> bool:
+        """Whether the process is stopping."""
+        return self.stopping.is_set()
+
+    def close(self) -> None:
+        """Close the shared client."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+# --------------------------------------------------------------------------- the jobs
+
+
+def full_sync_job(deps: Deps) -> None:
+    """Cron: a full sync; a queued one is started instead, so its requester hears back."""
+    with _guard(deps, JOB_FULL, FULL_ALERT, "Full sync"):
+        _run_full(deps, deps.runs.next_queued("full"))
+
+
+def queued_runs_job(deps: Deps) -> None:
+    """Start a queued full sync (from /reindex or an expired log checkpoint), if any."""
+    with _guard(deps, JOB_QUEUE, FULL_ALERT, "Full sync"):
+        deps.runs.expire_queued()
+        queued = deps.runs.next_queued("full")
+        if queued is not None:
+            _run_full(deps, queued)
+
+
+def _run_full(deps: Deps, queued: dict[str, Any] | None) -> None:
+    adopt = int(queued["id"]) if queued else None
+    who = str(queued["requested_by"]) if queued else SCHEDULER
+    try:
+        result = full_sync(
+            store=deps.store,
+            runs=deps.runs,
+            client_factory=deps.client,
+            alerts=deps.alerts,
+            settings=deps.settings,
+            requested_by=who,
+            adopt=adopt,
+            enricher=deps.enricher,
+            poll_interval=deps.export_poll_seconds,
+            sleep=deps.sleep,
+            should_stop=deps.should_stop,
+        )
+        log.info("full sync %s", result.summary())
+        _report_end(deps, result.run_id)
+    except (AlreadyRunning, RunNotQueued):
+        raise
+    except BaseException:
+        _report_end(deps, adopt)
+        raise
+
+
+def _report_end(deps: Deps, run_id: int | None) -> None:
+    """Tell the on_full_sync_end hook how the run ended; its failure is only logged."""
+    if deps.on_full_sync_end is None:
+        return
+    try:
+        run = deps.runs.get(run_id) if run_id is not None else deps.runs.last("full")
+        if run is not None:
+            deps.on_full_sync_end(run)
+    except Exception:
+        log.exception("could not report the end of a full sync")
+
+
+def log_sync_job(deps: Deps) -> None:
+    """One incremental pass over Auth0 logs; an expired checkpoint queues a full sync."""
+    with _guard(deps, JOB_LOGS, LOGS_ALERT, "Log sync"):
+        sync: Any = importlib.import_module("jobs.sync")
+        with alerting(deps.alerts, LOGS_ALERT, "Log sync", SCHEDULER) as outcome:
+            with deps.runs.exclusive("incremental", SCHEDULER) as run:
+                outcome.run_id = run.id
+                result = sync.sync_logs(
+                    deps.store,
+                    deps.client(),
+                    run=run,
+                    alerts=deps.alerts,
+                    default_region=deps.settings.default_region,
+                )
+                run.counts.update(result.counts())
+            outcome.summary = str(result.summary())
+        if result.needs_full_sync:
+            queued = deps.runs.queue("full", "scheduler (log checkpoint expired)")
+            log.warning("log checkpoint expired: full sync queued (run %s)", queued.id)
+
+
+def refetch_job(deps: Deps) -> None:
+    """Serve queued MFA re-fetches (logins with a phone factor, enrollment events)."""
+    with _guard(deps, JOB_REFETCH, ENRICH_ALERT, "MFA re-fetch"):
+        if not deps.store.refetch_queue(1):
+            return  # nothing queued: no lease, no run record
+        enrich: Any = importlib.import_module("jobs.enrich")
+        with alerting(deps.alerts, ENRICH_ALERT, "MFA re-fetch", SCHEDULER) as outcome:
+            with deps.runs.exclusive("enrich", f"{SCHEDULER} (re-fetch)") as run:
+                outcome.run_id = run.id
+                done = enrich.refetch_queued(deps.store, deps.client(), alerts=deps.alerts)
+                run.counts["refetched"] = int(done)
+
+
+def stale_check_job(deps: Deps) -> None:
+    """Alert once while the index has had no successful full sync for too long."""
+    with _guard(deps, JOB_STALE, f"{SCHEDULER}.{JOB_STALE}", "Staleness check"):
+        fresh = deps.store.freshness()
+        last = fresh["last_full_sync"] or "never"
+        if fresh["stale"]:
+            hours = deps.settings.stale_after_hours
+            text = (
+                f"No successful full sync for more than {hours:g} h (last: {last}). Lookups "
+                "still answer from the index as it is; `mfa-whois status` shows the last error."
+            )
+            deps.alerts.open(STALE_ALERT, "Phone index is stale", text, severity="warning")
+        else:
+            deps.alerts.close(STALE_ALERT, "Phone index is fresh again", f"Last full sync: {last}.")
+        deps.alerts.close(
+            f"{SCHEDULER}.{JOB_STALE}", "Staleness check works again", "It ran successfully."
+        )
+
+
+@contextmanager
+def _guard(deps: Deps, job_id: str, key: str, what: str) -> Iterator[None]:
+    """Nothing a job raises reaches APScheduler: skips are logged, failures logged and alerted."""
+    try:
+        yield
+    except AlreadyRunning as exc:
+        log.info("%s skipped: %s", job_id, exc)
+    except (RunNotQueued, ShuttingDown) as exc:
+        log.info("%s: %s", job_id, exc)
+    except Exception as exc:
+        if isinstance(exc, WhoisError):
+            log.warning("%s failed: %s", job_id, exc)
+            reason = str(exc)
+        else:
+            log.exception("%s failed", job_id)
+            reason = f"internal error ({type(exc).__name__}); see the logs"
+        try:  # once per incident: a no-op when the job already opened `key` itself
+            deps.alerts.open(key, f"{what} failed", f"Scheduled job {job_id} failed: {reason}.")
+        except Exception:
+            log.exception("could not record the alert for %s", job_id)
+
+
+# --------------------------------------------------------------------------- the scheduler
+
+
+def cron_trigger(expression: str) -> CronTrigger:
+    """A UTC CronTrigger from a standard 5-field crontab line; ConfigError names the variable."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ConfigError(
+            f"{_CRON_VARIABLE}: expected 5 fields (minute hour day month weekday), "
+            f"got {len(fields)} in {expression!r}"
+        )
+    # APScheduler 3.x numbers weekdays from Monday (0); crontab from Sunday (0 and 7).
+    fields[4] = _crontab_weekdays(fields[4])
+    try:
+        return CronTrigger.from_crontab(" ".join(fields), timezone=UTC)
+    except ValueError as exc:
+        raise ConfigError(f"{_CRON_VARIABLE}: {exc} in {expression!r}") from None
+
+
+def _crontab_weekdays(text: str) -> str:
+    """Crontab's day-of-week field with every number spelled as a weekday name."""
+    if text in ("*", "?"):
+        return "*"
+    names: list[str] = []
+    for part in text.split(","):
+        if any(c.isalpha() for c in part):
+            names.append(part.lower())  # names mean the same to both
+            continue
+        for day in _expand_weekdays(part):
+            if _WEEKDAYS[day % 7] not in names:
+                names.append(_WEEKDAYS[day % 7])
+    return ",".join(names)
+
+
+def _expand_weekdays(part: str) -> list[int]:
+    """`3`, `1-5`, `*/2`, `1-5/2` -> crontab day numbers (0-7, Sunday is 0 and 7)."""
+    span, _, step_text = part.partition("/")
+    try:
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            low, high = 0, 6
+        else:
+            first, _, last = span.partition("-")
+            low = int(first)
+            high = int(last) if last else (6 if step_text else low)
+    except ValueError:
+        raise ConfigError(f"{_CRON_VARIABLE}: {part!r} is not a day of the week") from None
+    if not (0 <= low <= 7 and 0 <= high <= 7 and low <= high and step >= 1):
+        raise ConfigError(f"{_CRON_VARIABLE}: {part!r} is not a day-of-week range within 0-7")
+    return list(range(low, high + 1, step))
+
+
+def build_scheduler(settings: Settings, deps: Deps, *, blocking: bool) -> BaseScheduler:
+    """A scheduler with every job registered (ids fixed, replace_existing), not yet started."""
+    settings.require("auth0_domain", "auth0_client_id", "auth0_client_secret")
+    full = cron_trigger(settings.full_sync_cron)
+    kind = BlockingScheduler if blocking else BackgroundScheduler
+    scheduler = kind(timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=5)})
+
+    def add(func: Callable[[Deps], None], job_id: str, trigger: Any, grace: timedelta) -> None:
+        scheduler.add_job(
+            func,
+            trigger,
+            args=(deps,),
+            id=job_id,
+            name=job_id,
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=int(grace.total_seconds()),
+        )
+
+    add(full_sync_job, JOB_FULL, full, FULL_SYNC_GRACE)
+    if settings.log_poll_seconds > 0:
+        every = timedelta(seconds=settings.log_poll_seconds)
+        add(log_sync_job, JOB_LOGS, _every(every), every)
+    add(refetch_job, JOB_REFETCH, _every(REFETCH_EVERY), REFETCH_EVERY)
+    add(stale_check_job, JOB_STALE, _every(STALE_EVERY), STALE_EVERY)
+    add(queued_runs_job, JOB_QUEUE, _every(QUEUE_EVERY), QUEUE_EVERY)
+    return scheduler
+
+
+def _every(interval: timedelta) -> IntervalTrigger:
+    return IntervalTrigger(seconds=int(interval.total_seconds()), timezone=UTC)
+
+
+def run_clock(settings: Settings, deps: Deps) -> None:
+    """Run the scheduler until SIGTERM/SIGINT (or deps.stopping is set); stop cleanly."""
+    scheduler = build_scheduler(settings, deps, blocking=False)
+    restore = _stop_on_signals(deps.stopping)
+    scheduler.start()
+    jobs = ", ".join(job.id for job in scheduler.get_jobs())
+    log.info("scheduler started (%s); full sync on %r UTC", jobs, settings.full_sync_cron)
+    try:
+        while not deps.stopping.wait(1.0):
+            pass
+    finally:
+        deps.stopping.set()  # running jobs end at their next wait and close their runs
+        log.info("scheduler stopping; waiting for running jobs to end")
+        scheduler.shutdown(wait=True)
+        restore()
+        deps.close()
+        log.info("scheduler stopped")
+
+
+def _stop_on_signals(stopping: threading.Event) -> Callable[[], None]:
+    """Set `stopping` on SIGTERM/SIGINT (main thread only); returns what restores the handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore

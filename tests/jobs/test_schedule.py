@@ -1,0 +1,272 @@
+"""The scheduler: which jobs it registers, and what each job does when it runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from jobs.auth0 import Auth0Client
+from jobs.runs import RunHandle
+from jobs.schedule import (
+    Deps,
+    build_scheduler,
+    cron_trigger,
+    full_sync_job,
+    log_sync_job,
+    queued_runs_job,
+    refetch_job,
+    run_clock,
+    stale_check_job,
+)
+from phoneindex.errors import ConfigError
+from phoneindex.store import Store
+from tests.conftest import Clock
+from tests.fake_auth0 import FakeAuth0
+from tests.jobs.test_reindex import SMS_NUMBER, Env, tenant_users
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAuth0]:
+    with FakeAuth0(users=tenant_users(), rate=1000, burst=1000, export_polls_to_complete=1) as f:
+        yield f
+
+
+@pytest.fixture
+def env(fake: FakeAuth0, store: Store, clock: Clock) -> Env:
+    return Env(fake, store, clock)
+
+
+@pytest.fixture
+def deps(env: Env) -> Iterator[Deps]:
+    enriched: list[int] = []
+
+    def enricher(store: Store, client: Auth0Client, run: RunHandle, **kw: Any) -> None:
+        enriched.append(run.id)
+
+    made = Deps(env.settings, env.store, env.runs, env.alerts, env.client, enricher=enricher)
+    made.export_poll_seconds = 0.01
+    yield made
+    made.close()
+
+
+def test_every_job_is_registered_with_its_trigger(deps: Deps) -> None:
+    settings = deps.settings.model_copy(update={"full_sync_cron": "30 2 * * *"})
+    scheduler = build_scheduler(settings, deps, blocking=False)
+    assert isinstance(scheduler, BackgroundScheduler)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"full-sync", "log-sync", "refetch", "stale-check", "queued-runs"}
+
+    cron = jobs["full-sync"].trigger
+    assert isinstance(cron, CronTrigger) and cron.timezone == UTC
+    fire = cron.get_next_fire_time(None, datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+    assert fire == datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
+    intervals = {
+        job_id: job.trigger.interval
+        for job_id, job in jobs.items()
+        if isinstance(job.trigger, IntervalTrigger)
+    }
+    assert intervals == {
+        "log-sync": timedelta(seconds=60),
+        "refetch": timedelta(seconds=30),
+        "stale-check": timedelta(minutes=15),
+        "queued-runs": timedelta(seconds=5),
+    }
+    for job in jobs.values():
+        assert job.max_instances == 1 and job.coalesce is True
+        assert job.args == (deps,)
+    assert jobs["full-sync"].misfire_grace_time == 3600
+
+
+def test_log_sync_is_not_scheduled_when_polling_is_off(deps: Deps) -> None:
+    settings = deps.settings.model_copy(update={"log_poll_seconds": 0})
+    scheduler = build_scheduler(settings, deps, blocking=True)
+    assert isinstance(scheduler, BlockingScheduler)
+    assert "log-sync" not in {job.id for job in scheduler.get_jobs()}
+
+
+@pytest.mark.parametrize(
+    ("cron", "message"),
+    [
+        ("0 3 * *", "expected 5 fields"),
+        ("61 3 * * *", "higher than the maximum"),
+        ("0 3 * * 9", "'9' is not a day-of-week range within 0-7"),
+    ],
+)
+def test_an_invalid_cron_names_the_variable(deps: Deps, cron: str, message: str) -> None:
+    settings = deps.settings.model_copy(update={"full_sync_cron": cron})
+    with pytest.raises(ConfigError) as bad:
+        build_scheduler(settings, deps, blocking=False)
+    assert str(bad.value).startswith("MFA_WHOIS_FULL_SYNC_CRON: ")
+    assert message in str(bad.value)
+
+
+@pytest.mark.parametrize(
+    ("weekday", "expected"),
+    [("1", "Mon"), ("0", "Sun"), ("7", "Sun"), ("mon-fri", "Mon"), ("6-7", "Sat")],
+)
+def test_cron_weekdays_mean_what_crontab_means(weekday: str, expected: str) -> None:
+    trigger = cron_trigger(f"0 3 * * {weekday}")
+    friday = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    assert trigger.get_next_fire_time(None, friday).strftime("%a %H:%M") == f"{expected} 03:00"
+
+
+def test_the_queued_runs_job_runs_a_queued_full_sync(deps: Deps, env: Env) -> None:
+    ended: list[dict[str, Any]] = []
+    deps.on_full_sync_end = ended.append
+    queued_runs_job(deps)  # nothing queued: nothing happens
+    assert env.fake.count("/api/v2/") == 0 and env.runs.last("full") is None
+
+    queued = env.runs.queue("full", "slack:U1")
+    queued_runs_job(deps)
+
+    run = env.runs.get(queued.id)
+    assert run is not None and run["status"] == "succeeded"
+    assert run["requested_by"] == "slack:U1" and run["counts"]["users"] == 3
+    assert env.accounts(SMS_NUMBER) == ["sms|5f0c1a2b3c4d5e6f7a8b9c0d"]
+    assert ended == [run]
+    enrich = env.runs.last("enrich")
+    assert enrich is not None and enrich["status"] == "succeeded"
+    assert env.runs.next_queued("full") is None
+
+
+def test_a_queued_run_waits_while_another_writer_runs(deps: Deps, env: Env) -> None:
+    queued = env.runs.queue("full", "slack:U1")
+    with env.runs.exclusive("incremental", "scheduler"):
+        queued_runs_job(deps)  # skipped, not failed
+    assert env.runs.next_queued("full") == env.runs.get(queued.id)
+    queued_runs_job(deps)
+    done = env.runs.get(queued.id)
+    assert done is not None and done["status"] == "succeeded"
+    assert env.inbox.sent == []
+
+
+def test_a_failing_full_sync_job_alerts_once_and_never_raises(deps: Deps, env: Env) -> None:
+    env.fake.export_outcome = "failed"
+    full_sync_job(deps)
+    full_sync_job(deps)
+    failed = env.runs.last("full")
+    assert failed is not None and failed["status"] == "failed"
+    assert failed["requested_by"] == "scheduler"
+    assert env.inbox.seen() == [("sync.full", "failure", "Full sync failed")]
+
+    env.fake.export_outcome = "completed"
+    full_sync_job(deps)
+    assert env.inbox.seen()[-1] == ("sync.full", "recovery", "Full sync works again")
+
+
+def test_the_cron_run_starts_a_queued_request_instead_of_a_new_run(deps: Deps, env: Env) -> None:
+    queued = env.runs.queue("full", "slack:U1")
+    full_sync_job(deps)
+    run = env.runs.last("full")
+    assert run is not None and run["id"] == queued.id and run["status"] == "succeeded"
+
+
+def test_stopping_the_process_ends_a_waiting_full_sync(deps: Deps, env: Env) -> None:
+    env.fake.export_outcome = "never"
+    queued = env.runs.queue("full", "slack:U1")
+    worker = threading.Thread(target=queued_runs_job, args=(deps,))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not env.fake.requests_for("/api/v2/jobs/") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    deps.stopping.set()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    run = env.runs.get(queued.id)
+    assert run is not None and run["status"] == "failed"
+    assert run["error"] == "stopped: the process is shutting down"
+    assert env.runs.running() is None
+    assert env.inbox.sent == []  # a shutdown is not an incident
+
+
+def test_the_stale_check_alerts_once_and_recovers(deps: Deps, env: Env) -> None:
+    stale_check_job(deps)
+    stale_check_job(deps)
+    assert env.inbox.seen() == [("index.stale", "warning", "Phone index is stale")]
+    assert "(last: never)" in env.inbox.sent[0].text
+
+    env.full_sync()
+    stale_check_job(deps)
+    assert env.inbox.seen()[-1] == ("index.stale", "recovery", "Phone index is fresh again")
+
+
+def test_the_refetch_job_does_nothing_without_a_queue(deps: Deps, env: Env) -> None:
+    refetch_job(deps)
+    assert env.runs.last("enrich") is None and env.fake.count("/api/v2/") == 0
+
+
+def test_the_log_sync_job_records_an_incremental_run(deps: Deps, env: Env) -> None:
+    pytest.importorskip("jobs.sync")
+    log_sync_job(deps)
+    run = env.runs.last("incremental")
+    assert run is not None and run["status"] == "succeeded"
+
+    env.fake.fail_next(100, status=503)
+    log_sync_job(deps)
+    log_sync_job(deps)
+    failed = env.runs.last("incremental")
+    assert failed is not None and failed["status"] == "failed"
+    assert failed["error"].startswith("Auth0 answered 503 for GET /api/v2/logs")
+    assert env.inbox.seen() == [("sync.incremental", "failure", "Log sync failed")]
+
+
+def test_run_clock_returns_when_asked_to_stop(deps: Deps) -> None:
+    clock = threading.Thread(target=run_clock, args=(deps.settings, deps))
+    clock.start()
+    time.sleep(0.2)
+    assert clock.is_alive()
+    deps.stopping.set()
+    clock.join(timeout=10)
+    assert not clock.is_alive()
+
+
+def test_the_clock_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MFA_WHOIS", "AUTH0"))}
+    env |= {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'index.db'}",
+        "AUTH0_DOMAIN": "http://127.0.0.1:9",  # never called within this test
+        "AUTH0_CLIENT_ID": "id",
+        "AUTH0_CLIENT_SECRET": "secret",
+        "MFA_WHOIS_LOG_POLL_SECONDS": "0",
+    }
+    code = (
+        "import logging, sys\n"
+        "from jobs.schedule import Deps, run_clock\n"
+        "from phoneindex.settings import load_settings\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stderr)\n"
+        "settings = load_settings()\n"
+        "run_clock(settings, Deps.from_settings(settings))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env | {"PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "scheduler started" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=20)[1]
+    assert proc.returncode == 0, "".join(lines) + rest
+    assert "scheduler stopped" in rest and "Traceback" not in rest
