@@ -14,11 +14,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from bot import cli_render as say
 from jobs.runs import Runs
@@ -27,6 +37,10 @@ from phoneindex.errors import ConfigError, ImportFileError, UnusableNumber, Whoi
 from phoneindex.numbers import to_e164
 from phoneindex.settings import Settings, load_settings
 from phoneindex.store import Store
+
+if TYPE_CHECKING:
+    from jobs.alerts import Notifier
+    from jobs.schedule import Deps
 
 EXIT_NO_MATCH = 1
 EXIT_BAD_INPUT = 2
@@ -50,6 +64,7 @@ class Context:
     settings: Settings
     _store: Store | None = None
     _runs: Runs | None = None
+    _deps: Deps | None = None
 
     @property
     def store(self) -> Store:
@@ -64,6 +79,24 @@ class Context:
         if self._runs is None:
             self._runs = Runs(self.store.engine, self.store)
         return self._runs
+
+    def deps(self) -> Deps:
+        """What the sync jobs need; Auth0 settings are checked here, before any work."""
+        from jobs.alerts import Alerts
+        from jobs.auth0 import Auth0Client
+        from jobs.schedule import Deps
+
+        s = self.settings
+        s.require("auth0_domain", "auth0_client_id", "auth0_client_secret")
+        if self._deps is None:
+            self._deps = Deps(
+                settings=s,
+                store=self.store,
+                runs=self.runs,
+                alerts=Alerts(self.store, notifier(s)),
+                client_factory=lambda: Auth0Client.from_settings(s),
+            )
+        return self._deps
 
 
 @app.callback()
@@ -86,13 +119,17 @@ def _ctx(ctx: typer.Context) -> Context:
 
 
 @contextmanager
-def _progress(label: str, *, bytes_: bool = False) -> Iterator[Callable[[int, int], None]]:
+def _progress(
+    label: str, *, bytes_: bool = False, rate: bool = False
+) -> Iterator[Callable[[int, int], None]]:
     """A progress bar on a terminal; silence otherwise (the summary line says the rest)."""
     if not err.is_terminal:
         yield lambda _done, _total: None
         return
     columns: list[Any] = [TextColumn(label), BarColumn()]
-    columns += [DownloadColumn()] if bytes_ else [TextColumn("{task.completed:,}/{task.total:,}")]
+    columns += [DownloadColumn()] if bytes_ else [MofNCompleteColumn()]
+    if rate:
+        columns.append(_RateColumn())
     columns.append(TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(label, total=None)
@@ -101,6 +138,62 @@ def _progress(label: str, *, bytes_: bool = False) -> Iterator[Callable[[int, in
             bar.update(task, completed=done, total=total or None)
 
         yield update
+
+
+class _RateColumn(ProgressColumn):
+    """Items per second."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f}/s" if speed else "-/s", style="progress.data.speed")
+
+
+def notifier(settings: Settings) -> Notifier:
+    """Where alerts go from this process: the log (Slack plugs in with the Slack app)."""
+    from jobs.alerts import LoggingNotifier
+
+    return LoggingNotifier()
+
+
+@contextmanager
+def _phases() -> Iterator[Callable[[str, int, int], None]]:
+    """Progress of a full sync, one bar per phase (export, download, import, enrich)."""
+    if not err.is_terminal:
+        yield lambda _phase, _done, _total: None
+        return
+    columns = [
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+    ]
+    with Progress(*columns, TimeRemainingColumn(), console=err, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=None, detail="")
+            detail = say.phase_detail(phase, done, total)
+            bar.update(tasks[phase], completed=done, total=total or None, detail=detail)
+
+        yield update
+
+
+@contextmanager
+def _download_errors() -> Iterator[None]:
+    """A broken downloaded export is a failed sync (exit 3), not bad input from the user."""
+    try:
+        yield
+    except ImportFileError as exc:
+        raise WhoisError(f"the downloaded Auth0 export is unusable: {exc}") from None
+
+
+@contextmanager
+def _closing(deps: Deps) -> Iterator[None]:
+    """Close the shared Auth0 client when the command ends."""
+    try:
+        yield
+    finally:
+        deps.close()
 
 
 @app.command("import")
@@ -128,17 +221,91 @@ def lookup(
     ctx: typer.Context,
     number: Annotated[str, typer.Argument(help="The phone number, typed any common way.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the lookup document.")] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="Also confirm each account with the Management API.")
+    ] = False,
 ) -> None:
     """Print every account linked to NUMBER (exit 0 found, 1 none, 2 not a usable number)."""
     c = _ctx(ctx)
     phone = to_e164(number, c.settings.default_region)
-    doc = c.store.lookup(phone, query=number)
+    if live:
+        from jobs.live import live_lookup
+
+        deps = c.deps()
+        with _closing(deps):
+            doc = live_lookup(c.store, deps.client(), phone, query=number)
+    else:
+        doc = c.store.lookup(phone, query=number)
     if as_json:
         out.print_json(json.dumps(doc)) if out.is_terminal else print(json.dumps(doc))
     else:
         say.print_lookup(out, doc)
     if not doc["accounts"]:
         raise typer.Exit(EXIT_NO_MATCH)
+
+
+@app.command()
+def reindex(
+    ctx: typer.Context,
+    no_enrich: Annotated[
+        bool, typer.Option("--no-enrich", help="Skip reading MFA numbers after the import.")
+    ] = False,
+) -> None:
+    """Full sync now: Auth0 export job, download, atomic import, then MFA enrichment."""
+    from jobs.reindex import full_sync
+
+    deps = _ctx(ctx).deps()
+    with _phases() as progress, _closing(deps), _download_errors():
+        result = full_sync(
+            store=deps.store,
+            runs=deps.runs,
+            client_factory=deps.client,
+            alerts=deps.alerts,
+            settings=deps.settings,
+            requested_by="cli",
+            enrich=not no_enrich,
+            progress=progress,
+        )
+    out.print(result.summary())
+
+
+@app.command()
+def enrich(
+    ctx: typer.Context,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Re-read every account with MFA, not just changed ones.")
+    ] = False,
+) -> None:
+    """Read MFA numbers of accounts whose MFA changed (paced, resumable)."""
+    from jobs.schedule import enrich_now
+
+    deps = _ctx(ctx).deps()
+    with _progress("reading MFA numbers", rate=True) as progress, _closing(deps):
+        result = enrich_now(deps, "cli", everything=everything, progress=progress)
+    out.print(result.summary())
+
+
+@app.command()
+def sync(ctx: typer.Context) -> None:
+    """One incremental pass over Auth0 logs since the stored checkpoint."""
+    from jobs.schedule import incremental_sync
+
+    deps = _ctx(ctx).deps()
+    with _closing(deps):
+        result = incremental_sync(deps, "cli")
+    out.print(result.summary())
+    if result.needs_full_sync:
+        err.print(say.CHECKPOINT_EXPIRED, markup=False)
+
+
+@app.command()
+def clock(ctx: typer.Context) -> None:
+    """Run the scheduler alone: full syncs, log pulls, re-fetches, staleness checks."""
+    from jobs.schedule import run_clock
+
+    deps = _ctx(ctx).deps()
+    err.print(say.clock_started(deps.settings), markup=False)
+    run_clock(deps.settings, deps)
 
 
 @app.command()

@@ -97,3 +97,33 @@ def run_line(run: dict[str, Any] | None) -> str:
     if run.get("error"):
         line += f": {escape(run['error'])}"
     return line
+
+
+CHECKPOINT_EXPIRED = (
+    "mfa-whois: the log checkpoint was older than Auth0's log retention; a full sync is queued "
+    "for the scheduler (or run `mfa-whois reindex` now)"
+)
+
+
+def phase_detail(phase: str, done: int, total: int) -> str:
+    """The words beside a full sync's progress bar."""
+    if phase == "export":
+        return f"Auth0 export job {done}%"
+    if phase == "download":
+        return f"{done / 1e6:,.1f} MB"
+    if phase == "import":
+        return f"{done / 1e6:,.1f} of {total / 1e6:,.1f} MB" if total else ""
+    return f"{done:,} of {total:,} accounts" if total else f"{done:,} accounts"
+
+
+def clock_started(settings: Any) -> str:
+    """What `mfa-whois clock` says when it starts."""
+    polls = (
+        f"logs every {settings.log_poll_seconds} s"
+        if settings.log_poll_seconds
+        else "no log polling (push only)"
+    )
+    return (
+        f"mfa-whois clock: full sync on '{settings.full_sync_cron}' (UTC), {polls}; "
+        "Ctrl-C or SIGTERM stops it"
+    )

@@ -7,7 +7,6 @@ writer runs even if two schedulers are started by mistake.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import signal
 import threading
@@ -27,8 +26,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from jobs.alerts import Alerts, Notifier
 from jobs.auth0 import Auth0Client
+from jobs.enrich import EnrichResult, enrich, refetch_queued
 from jobs.reindex import ENRICH_ALERT, FULL_ALERT, Enricher, alerting, full_sync
 from jobs.runs import AlreadyRunning, RunNotQueued, Runs, ShuttingDown
+from jobs.sync import SyncResult, sync_logs
 from phoneindex.db import open_database
 from phoneindex.errors import ConfigError, WhoisError
 from phoneindex.settings import Settings
@@ -165,22 +166,52 @@ def _report_end(deps: Deps, run_id: int | None) -> None:
 def log_sync_job(deps: Deps) -> None:
     """One incremental pass over Auth0 logs; an expired checkpoint queues a full sync."""
     with _guard(deps, JOB_LOGS, LOGS_ALERT, "Log sync"):
-        sync: Any = importlib.import_module("jobs.sync")
-        with alerting(deps.alerts, LOGS_ALERT, "Log sync", SCHEDULER) as outcome:
-            with deps.runs.exclusive("incremental", SCHEDULER) as run:
-                outcome.run_id = run.id
-                result = sync.sync_logs(
-                    deps.store,
-                    deps.client(),
-                    run=run,
-                    alerts=deps.alerts,
-                    default_region=deps.settings.default_region,
-                )
-                run.counts.update(result.counts())
-            outcome.summary = str(result.summary())
-        if result.needs_full_sync:
-            queued = deps.runs.queue("full", "scheduler (log checkpoint expired)")
-            log.warning("log checkpoint expired: full sync queued (run %s)", queued.id)
+        incremental_sync(deps, SCHEDULER)
+
+
+def incremental_sync(deps: Deps, requested_by: str) -> SyncResult:
+    """A log sync under the writer lease, alerting once on failure; queues a full sync if due."""
+    with alerting(deps.alerts, LOGS_ALERT, "Log sync", requested_by) as outcome:
+        with deps.runs.exclusive("incremental", requested_by) as run:
+            outcome.run_id = run.id
+            result = sync_logs(
+                deps.store,
+                deps.client(),
+                run=run,
+                alerts=deps.alerts,
+                default_region=deps.settings.default_region,
+            )
+            run.counts.update(result.counts())
+        outcome.summary = result.summary()
+    if result.needs_full_sync:
+        queued = deps.runs.queue("full", f"{requested_by} (log checkpoint expired)")
+        log.warning("log checkpoint expired: full sync queued (run %s)", queued.id)
+    return result
+
+
+def enrich_now(
+    deps: Deps,
+    requested_by: str,
+    *,
+    everything: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> EnrichResult:
+    """An enrichment run under the writer lease, alerting once on failure."""
+    with alerting(deps.alerts, ENRICH_ALERT, "MFA enrichment", requested_by) as outcome:
+        with deps.runs.exclusive("enrich", requested_by) as run:
+            outcome.run_id = run.id
+            result = enrich(
+                deps.store,
+                deps.client(),
+                run,
+                everything=everything,
+                alerts=deps.alerts,
+                progress=progress,
+                should_stop=deps.should_stop,
+            )
+            run.counts.update(result.counts())
+        outcome.summary = result.summary()
+    return result
 
 
 def refetch_job(deps: Deps) -> None:
@@ -188,11 +219,10 @@ def refetch_job(deps: Deps) -> None:
     with _guard(deps, JOB_REFETCH, ENRICH_ALERT, "MFA re-fetch"):
         if not deps.store.refetch_queue(1):
             return  # nothing queued: no lease, no run record
-        enrich: Any = importlib.import_module("jobs.enrich")
         with alerting(deps.alerts, ENRICH_ALERT, "MFA re-fetch", SCHEDULER) as outcome:
             with deps.runs.exclusive("enrich", f"{SCHEDULER} (re-fetch)") as run:
                 outcome.run_id = run.id
-                done = enrich.refetch_queued(deps.store, deps.client(), alerts=deps.alerts)
+                done = refetch_queued(deps.store, deps.client(), alerts=deps.alerts)
                 run.counts["refetched"] = int(done)
 
 

@@ -1,0 +1,162 @@
+"""The sync commands end to end: the real `mfa-whois` process against a local fake Auth0."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.bot.test_cli import run
+from tests.fake_auth0 import FakeAuth0, make_log, make_phone_method, make_user
+
+SHARED = "+14155550100"
+
+
+def tenant() -> FakeAuth0:
+    jane = make_user(
+        "auth0|jane",
+        email="jane@example.com",
+        name="Jane Doe",
+        multifactor=["guardian"],
+        multifactor_last_modified="2026-01-02T10:00:00Z",
+    )
+    sam = make_user("auth0|sam", email="sam@example.com", phone_number=SHARED)
+    sms = make_user("sms|abc", phone_number=SHARED)
+    return FakeAuth0(
+        users=[jane, sam, sms],
+        auth_methods={"auth0|jane": [make_phone_method(SHARED, "voice")]},
+        export_polls_to_complete=1,
+        rate=50,
+        burst=50,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAuth0]:
+    with tenant() as server:
+        yield server
+
+
+def env_for(fake: FakeAuth0, db_url: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": db_url,
+        "AUTH0_DOMAIN": fake.base_url,
+        "AUTH0_CLIENT_ID": fake.client_id,
+        "AUTH0_CLIENT_SECRET": fake.client_secret,
+        "AUTH0_AUDIENCE": fake.audience,
+        "MFA_WHOIS_AUTH0_MAX_RPS": "20",
+    }
+
+
+def lookup(env: dict[str, str], cwd: Path, number: str = SHARED) -> dict[str, object]:
+    done = run(["lookup", number, "--json"], cwd, **env)
+    assert done.returncode in (0, 1), done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def kinds(doc: dict[str, object]) -> dict[str, list[str]]:
+    return {a["user_id"]: [p["kind"] for p in a["phones"]] for a in doc["accounts"]}  # type: ignore[attr-defined,index]
+
+
+def test_reindex_imports_the_tenant_and_reads_mfa_numbers(
+    fake: FakeAuth0, db_url: str, tmp_path: Path
+) -> None:
+    env = env_for(fake, db_url)
+    done = run(["reindex"], tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    assert "imported 3 accounts" in done.stdout
+    assert kinds(lookup(env, tmp_path)) == {
+        "auth0|jane": ["mfa"], "auth0|sam": ["profile"], "sms|abc": ["passwordless"],
+    }  # fmt: skip
+    status = json.loads(run(["status", "--json"], tmp_path, **env).stdout)
+    assert status["last_full_sync"]["status"] == "succeeded"
+    assert status["last_enrich"]["status"] == "succeeded"
+    assert status["numbers"] == {"mfa": 1, "passwordless": 1, "profile": 1}
+
+    # Nothing changed: a second enrich reads no authentication methods.
+    fake.clear_requests()
+    assert run(["enrich"], tmp_path, **env).returncode == 0
+    assert fake.requests_for("/api/v2/users/auth0|jane/authentication-methods") == []
+
+
+def test_a_failed_export_is_one_line_leaves_the_index_and_alerts(
+    fake: FakeAuth0, db_url: str, tmp_path: Path
+) -> None:
+    env = env_for(fake, db_url)
+    assert run(["reindex", "--no-enrich"], tmp_path, **env).returncode == 0
+    before = lookup(env, tmp_path)
+    fake.export_outcome = "failed"
+
+    done = run(["reindex"], tmp_path, **env)
+
+    assert done.returncode == 3
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("mfa-whois: error: Auth0 export job job_") and "failed" in last
+    assert "ALERT [failure] Full sync failed" in done.stderr  # logged: no Slack channel set
+    assert "Traceback" not in done.stderr and "4155550100" not in done.stderr
+    assert lookup(env, tmp_path)["accounts"] == before["accounts"]
+    status = json.loads(run(["status", "--json"], tmp_path, **env).stdout)
+    assert status["last_full_sync"]["status"] == "failed"
+    assert "failed" in status["last_full_sync"]["error"]
+
+
+def test_auth0_down_fails_with_the_contracts_message(
+    fake: FakeAuth0, db_url: str, tmp_path: Path
+) -> None:
+    env = env_for(fake, db_url)
+    fake.fail_next(50, status=503, path_prefix="/api/v2/logs")
+    done = run(["sync"], tmp_path, **env)
+    assert done.returncode == 3
+    assert done.stderr.strip().splitlines()[-1] == (
+        "mfa-whois: error: Auth0 answered 503 for GET /api/v2/logs"
+    )
+    status = json.loads(run(["status", "--json"], tmp_path, **env).stdout)
+    assert status["last_incremental_sync"]["error"] == "Auth0 answered 503 for GET /api/v2/logs"
+
+
+def test_sync_applies_log_events_after_the_first_checkpoint(
+    fake: FakeAuth0, db_url: str, tmp_path: Path
+) -> None:
+    env = env_for(fake, db_url)
+    assert run(["reindex", "--no-enrich"], tmp_path, **env).returncode == 0
+    with fake.lock:
+        fake.logs.append(make_log("s", "auth0|sam"))
+    first = run(["sync"], tmp_path, **env)
+    assert first.returncode == 0, first.stderr
+    when = datetime.now(UTC)
+    with fake.lock:
+        fake.logs.append(make_log(
+            "gd_enrollment_complete", "auth0|sam", date=when,
+            authenticator={"type": "sms", "phone_number": "+1 2125550147"},
+        ))  # fmt: skip
+        fake.logs.append(make_log("sdu", "sms|abc", date=when))
+    done = run(["sync"], tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    assert kinds(lookup(env, tmp_path, "+12125550147")) == {"auth0|sam": ["mfa"]}
+    assert "sms|abc" not in kinds(lookup(env, tmp_path))
+    status = json.loads(run(["status", "--json"], tmp_path, **env).stdout)
+    assert status["log_checkpoint"] == fake.logs[-1]["log_id"]
+
+
+def test_missing_auth0_settings_name_the_variable(tmp_path: Path) -> None:
+    done = run(["reindex"], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "mfa-whois: error: AUTH0_DOMAIN is not set; it is needed for this command"
+    )
+
+
+def test_lookup_live_confirms_accounts_with_the_management_api(
+    fake: FakeAuth0, db_url: str, tmp_path: Path
+) -> None:
+    env = env_for(fake, db_url)
+    assert run(["reindex"], tmp_path, **env).returncode == 0
+    fake.remove_user("auth0|sam")  # deleted in Auth0 since the last sync
+    done = run(["lookup", SHARED, "--json", "--live"], tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert sorted(kinds(doc)) == ["auth0|jane", "sms|abc"]
+    assert fake.requests_for("/api/v2/users/auth0|jane")
