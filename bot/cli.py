@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -229,11 +230,13 @@ def lookup(
     c = _ctx(ctx)
     phone = to_e164(number, c.settings.default_region)
     if live:
-        from jobs.live import live_lookup
+        from jobs.live import live_lookup, live_search
 
         deps = c.deps()
         with _closing(deps):
             doc = live_lookup(c.store, deps.client(), phone, query=number)
+            if not doc["accounts"]:  # maybe a passwordless/profile number newer than the index
+                doc = live_search(c.store, deps.client(), phone, query=number)
     else:
         doc = c.store.lookup(phone, query=number)
     if as_json:
@@ -335,8 +338,13 @@ def _exit_code(exc: WhoisError) -> int:
     return EXIT_FAILED
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # a deploy's SIGTERM stops long work like Ctrl-C: cleanly
+
+
 def main() -> None:
     """Entry point: one error boundary, one line per error, never a traceback."""
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app()  # click handles usage errors (exit 2) and exits itself on success
     except WhoisError as exc:

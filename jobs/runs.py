@@ -14,10 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from phoneindex.db import writer
+from phoneindex.db import upsert_insert, writer
 from phoneindex.errors import WhoisError
 from phoneindex.models import lease_table, run_table
 from phoneindex.store import LAST_FULL_SYNC, Store, iso, utcnow
@@ -95,7 +94,7 @@ class Runs:
         self.queue_ttl = queue_ttl
         self.me = f"{socket.gethostname()}:{os.getpid()}"
         pg = engine.dialect.name == "postgresql"
-        self._insert = postgresql.insert if pg else sqlite.insert
+        self._insert = upsert_insert(engine)
         self._pg = pg
 
     # ------------------------------------------------------------------ runs

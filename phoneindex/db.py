@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,17 @@ def open_database(url: str, **kwargs: Any) -> Engine:
         engine.dispose()
         raise DatabaseError(f"cannot prepare the database: {_reason(exc)}") from None
     return engine
+
+
+def upsert_insert(engine: Engine) -> Callable[..., Any]:
+    """The dialect's `insert` with ON CONFLICT support (imported only for the dialect in use)."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def ping(engine: Engine) -> bool:

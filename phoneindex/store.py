@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, delete, func, null, or_, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from phoneindex.bulk import BulkStatement, Row, timestamp_converter
@@ -29,7 +28,7 @@ from phoneindex.changes import (
     RefetchRequested,
     mfa_key,
 )
-from phoneindex.db import writer
+from phoneindex.db import upsert_insert, writer
 from phoneindex.models import EPOCH, account_table, checkpoint_table, link_table
 
 A = account_table.c
@@ -108,7 +107,7 @@ class Store:
         self.stale_after = stale_after
         self.clock = clock
         pg = engine.dialect.name == "postgresql"
-        self._insert = postgresql.insert if pg else sqlite.insert
+        self._insert = upsert_insert(engine)
         self._ts = timestamp_converter(engine.dialect)
         self._account_upsert = BulkStatement(
             self._make_account_upsert(), _ACCOUNT_ROW, engine.dialect
