@@ -255,20 +255,11 @@ def reindex(
     ] = False,
 ) -> None:
     """Full sync now: Auth0 export job, download, atomic import, then MFA enrichment."""
-    from jobs.reindex import full_sync
+    from jobs.schedule import run_full_sync
 
     deps = _ctx(ctx).deps()
     with _phases() as progress, _closing(deps), _download_errors():
-        result = full_sync(
-            store=deps.store,
-            runs=deps.runs,
-            client_factory=deps.client,
-            alerts=deps.alerts,
-            settings=deps.settings,
-            requested_by="cli",
-            enrich=not no_enrich,
-            progress=progress,
-        )
+        result = run_full_sync(deps, "cli", enrich=not no_enrich, progress=progress)
     out.print(result.summary())
 
 

@@ -27,7 +27,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 from jobs.alerts import Alerts, Notifier
 from jobs.auth0 import Auth0Client
 from jobs.enrich import EnrichResult, enrich, refetch_queued
-from jobs.reindex import ENRICH_ALERT, FULL_ALERT, Enricher, alerting, full_sync
+from jobs.reindex import (
+    ENRICH_ALERT,
+    FULL_ALERT,
+    Enricher,
+    FullSyncResult,
+    Progress,
+    alerting,
+    full_sync,
+)
 from jobs.runs import AlreadyRunning, RunNotQueued, Runs, ShuttingDown
 from jobs.sync import SyncResult, sync_logs
 from phoneindex.db import open_database
@@ -129,19 +137,7 @@ def _run_full(deps: Deps, queued: dict[str, Any] | None) -> None:
     adopt = int(queued["id"]) if queued else None
     who = str(queued["requested_by"]) if queued else SCHEDULER
     try:
-        result = full_sync(
-            store=deps.store,
-            runs=deps.runs,
-            client_factory=deps.client,
-            alerts=deps.alerts,
-            settings=deps.settings,
-            requested_by=who,
-            adopt=adopt,
-            enricher=deps.enricher,
-            poll_interval=deps.export_poll_seconds,
-            sleep=deps.sleep,
-            should_stop=deps.should_stop,
-        )
+        result = run_full_sync(deps, who, adopt=adopt)
         log.info("full sync %s", result.summary())
         _report_end(deps, result.run_id)
     except (AlreadyRunning, RunNotQueued):
@@ -149,6 +145,32 @@ def _run_full(deps: Deps, queued: dict[str, Any] | None) -> None:
     except BaseException:
         _report_end(deps, adopt)
         raise
+
+
+def run_full_sync(
+    deps: Deps,
+    requested_by: str,
+    *,
+    adopt: int | None = None,
+    enrich: bool = True,
+    progress: Progress | None = None,
+) -> FullSyncResult:
+    """A full sync (then enrichment) with this process's shared pieces."""
+    return full_sync(
+        store=deps.store,
+        runs=deps.runs,
+        client_factory=deps.client,
+        alerts=deps.alerts,
+        settings=deps.settings,
+        requested_by=requested_by,
+        enrich=enrich,
+        adopt=adopt,
+        enricher=deps.enricher,
+        progress=progress,
+        poll_interval=deps.export_poll_seconds,
+        sleep=deps.sleep,
+        should_stop=deps.should_stop,
+    )
 
 
 def _report_end(deps: Deps, run_id: int | None) -> None:

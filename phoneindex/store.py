@@ -494,27 +494,13 @@ class Store:
         their numbers were last read (MFA added, changed or removed). With `everything`: every
         account that has or had MFA.
         """
-        live = [A.deleted_at.is_(None)]
-        if after is not None:
-            live.append(A.user_id > after)
-        if everything:
-            wanted = or_(A.mfa_key != "", func.coalesce(A.mfa_fetched_key, "") != "")
-        else:
-            wanted = or_(
-                A.refetch_requested_at.is_not(None),
-                A.mfa_key != func.coalesce(A.mfa_fetched_key, ""),
-            )
         stmt = (
             select(A.user_id, A.mfa_key, A.refetch_requested_at)
-            .where(*live, wanted)
+            .where(*_enrich_filter(after, everything))
             .order_by(A.user_id)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
-            return [
-                EnrichTarget(r.user_id, r.mfa_key, r.refetch_requested_at)
-                for r in conn.execute(stmt)
-            ]
+        return self._targets(stmt)
 
     def refetch_queue(self, limit: int = 100) -> list[EnrichTarget]:
         """Accounts with a queued re-fetch of their MFA numbers, oldest request first."""
@@ -524,24 +510,17 @@ class Store:
             .order_by(A.refetch_requested_at, A.user_id)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
-            return [
-                EnrichTarget(r.user_id, r.mfa_key, r.refetch_requested_at)
-                for r in conn.execute(stmt)
-            ]
+        return self._targets(stmt)
 
-    def count_enrich_candidates(self, *, everything: bool = False) -> int:
+    def count_enrich_candidates(self, *, after: str | None = None, everything: bool = False) -> int:
         """How many accounts enrich_candidates() would walk through (for progress and ETA)."""
-        if everything:
-            wanted = or_(A.mfa_key != "", func.coalesce(A.mfa_fetched_key, "") != "")
-        else:
-            wanted = or_(
-                A.refetch_requested_at.is_not(None),
-                A.mfa_key != func.coalesce(A.mfa_fetched_key, ""),
-            )
-        stmt = select(func.count()).select_from(account_table).where(A.deleted_at.is_(None), wanted)
+        stmt = select(func.count()).select_from(account_table)
         with self.engine.connect() as conn:
-            return int(conn.execute(stmt).scalar_one())
+            return int(conn.execute(stmt.where(*_enrich_filter(after, everything))).scalar_one())
+
+    def _targets(self, stmt: Any) -> list[EnrichTarget]:
+        with self.engine.connect() as conn:
+            return [EnrichTarget(*row) for row in conn.execute(stmt)]
 
     def account(self, user_id: str) -> dict[str, Any] | None:
         """One live account's profile fields (as in the lookup document), without phones."""
@@ -601,6 +580,19 @@ def _keep_latest(into: dict[Any, Any], key: Any, change: Any, *, earliest: bool 
             into[key] = change
     elif change.observed_at >= prior.observed_at:
         into[key] = change
+
+
+def _enrich_filter(after: str | None, everything: bool) -> list[Any]:
+    """Which live accounts enrichment reads (see Store.enrich_candidates)."""
+    fetched = func.coalesce(A.mfa_fetched_key, "")
+    if everything:
+        wanted = or_(A.mfa_key != "", fetched != "")
+    else:
+        wanted = or_(A.refetch_requested_at.is_not(None), A.mfa_key != fetched)
+    where = [A.deleted_at.is_(None), wanted]
+    if after is not None:
+        where.append(A.user_id > after)
+    return where
 
 
 def _sqlite_iso(value: str | None) -> str | None:

@@ -73,7 +73,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("audit_event", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_audit_event_actor"), ["actor"], unique=False)
+        batch_op.create_index("ix_audit_event_actor_at", ["actor", "at"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_event_at"), ["at"], unique=False)
 
     op.create_table(
@@ -139,7 +139,7 @@ def downgrade() -> None:
     op.drop_table("checkpoint")
     with op.batch_alter_table("audit_event", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_event_at"))
-        batch_op.drop_index(batch_op.f("ix_audit_event_actor"))
+        batch_op.drop_index("ix_audit_event_actor_at")
 
     op.drop_table("audit_event")
     op.drop_table("app_secret")
