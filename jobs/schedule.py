@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from jobs.alerts import Alerts, Notifier
 from jobs.auth0 import Auth0Client
-from jobs.enrich import EnrichResult, enrich, refetch_queued
+from jobs.enrich import EnrichResult, enrich
 from jobs.reindex import (
     ENRICH_ALERT,
     FULL_ALERT,
@@ -48,10 +49,13 @@ log = logging.getLogger(__name__)
 SCHEDULER = "scheduler"
 JOB_FULL = "full-sync"
 JOB_LOGS = "log-sync"
-JOB_REFETCH = "refetch"
+JOB_ENRICH = "enrich"
 JOB_STALE = "stale-check"
 JOB_QUEUE = "queued-runs"
-REFETCH_EVERY = timedelta(seconds=30)
+ENRICH_EVERY = timedelta(seconds=30)
+# A scheduled enrichment gives the writer lease back this often, so log syncs take turns
+# (reading a large tenant's MFA numbers takes hours); the next slice resumes the walk.
+ENRICH_SLICE = timedelta(minutes=5)
 STALE_EVERY = timedelta(minutes=15)
 QUEUE_EVERY = timedelta(seconds=5)
 FULL_SYNC_GRACE = timedelta(hours=1)  # a late cron run still runs (APScheduler's default: 1 s)
@@ -72,6 +76,7 @@ class Deps:
     client_factory: Callable[[], Auth0Client]
     enricher: Enricher | None = None  # None: jobs.enrich.enrich
     export_poll_seconds: float = 2.0
+    enrich_slice: timedelta = ENRICH_SLICE
     # Called with the run document after each full sync the scheduler ran (Slack reports it).
     on_full_sync_end: Callable[[dict[str, Any]], None] | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -136,8 +141,8 @@ def queued_runs_job(deps: Deps) -> None:
 def _run_full(deps: Deps, queued: dict[str, Any] | None) -> None:
     adopt = int(queued["id"]) if queued else None
     who = str(queued["requested_by"]) if queued else SCHEDULER
-    try:
-        result = run_full_sync(deps, who, adopt=adopt)
+    try:  # enrichment follows in slices (enrich_job), so log syncs are not held up for hours
+        result = run_full_sync(deps, who, adopt=adopt, enrich=False)
         log.info("full sync %s", result.summary())
         _report_end(deps, result.run_id)
     except (AlreadyRunning, RunNotQueued):
@@ -217,8 +222,17 @@ def enrich_now(
     *,
     everything: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    budget: timedelta | None = None,
 ) -> EnrichResult:
-    """An enrichment run under the writer lease, alerting once on failure."""
+    """An enrichment run under the writer lease, alerting once on failure.
+
+    With a `budget` the run ends (resumably) once that much time has passed.
+    """
+    deadline = time.monotonic() + budget.total_seconds() if budget is not None else None
+
+    def should_stop() -> bool:
+        return deps.should_stop() or (deadline is not None and time.monotonic() >= deadline)
+
     with alerting(deps.alerts, ENRICH_ALERT, "MFA enrichment", requested_by) as outcome:
         with deps.runs.exclusive("enrich", requested_by) as run:
             outcome.run_id = run.id
@@ -229,23 +243,19 @@ def enrich_now(
                 everything=everything,
                 alerts=deps.alerts,
                 progress=progress,
-                should_stop=deps.should_stop,
+                should_stop=should_stop,
             )
             run.counts.update(result.counts())
         outcome.summary = result.summary()
     return result
 
 
-def refetch_job(deps: Deps) -> None:
-    """Serve queued MFA re-fetches (logins with a phone factor, enrollment events)."""
-    with _guard(deps, JOB_REFETCH, ENRICH_ALERT, "MFA re-fetch"):
-        if not deps.store.refetch_queue(1):
-            return  # nothing queued: no lease, no run record
-        with alerting(deps.alerts, ENRICH_ALERT, "MFA re-fetch", SCHEDULER) as outcome:
-            with deps.runs.exclusive("enrich", f"{SCHEDULER} (re-fetch)") as run:
-                outcome.run_id = run.id
-                done = refetch_queued(deps.store, deps.client(), alerts=deps.alerts)
-                run.counts["refetched"] = int(done)
+def enrich_job(deps: Deps) -> None:
+    """Read MFA numbers that are due (queued re-fetches first), one time slice at a time."""
+    with _guard(deps, JOB_ENRICH, ENRICH_ALERT, "MFA enrichment"):
+        if not deps.store.enrich_candidates(limit=1):
+            return  # nothing due: no lease, no run record
+        enrich_now(deps, SCHEDULER, budget=deps.enrich_slice)
 
 
 def stale_check_job(deps: Deps) -> None:
@@ -365,7 +375,7 @@ def build_scheduler(settings: Settings, deps: Deps, *, blocking: bool) -> BaseSc
     if settings.log_poll_seconds > 0:
         every = timedelta(seconds=settings.log_poll_seconds)
         add(log_sync_job, JOB_LOGS, _every(every), every)
-    add(refetch_job, JOB_REFETCH, _every(REFETCH_EVERY), REFETCH_EVERY)
+    add(enrich_job, JOB_ENRICH, _every(ENRICH_EVERY), ENRICH_EVERY)
     add(stale_check_job, JOB_STALE, _every(STALE_EVERY), STALE_EVERY)
     add(queued_runs_job, JOB_QUEUE, _every(QUEUE_EVERY), QUEUE_EVERY)
     return scheduler

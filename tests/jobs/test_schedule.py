@@ -28,7 +28,7 @@ from jobs.schedule import (
     full_sync_job,
     log_sync_job,
     queued_runs_job,
-    refetch_job,
+    enrich_job,
     run_clock,
     stale_check_job,
 )
@@ -70,7 +70,7 @@ def test_every_job_is_registered_with_its_trigger(deps: Deps) -> None:
     scheduler = build_scheduler(settings, deps, blocking=False)
     assert isinstance(scheduler, BackgroundScheduler)
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"full-sync", "log-sync", "refetch", "stale-check", "queued-runs"}
+    assert set(jobs) == {"full-sync", "log-sync", "enrich", "stale-check", "queued-runs"}
 
     cron = jobs["full-sync"].trigger
     assert isinstance(cron, CronTrigger) and cron.timezone == UTC
@@ -83,7 +83,7 @@ def test_every_job_is_registered_with_its_trigger(deps: Deps) -> None:
     }
     assert intervals == {
         "log-sync": timedelta(seconds=60),
-        "refetch": timedelta(seconds=30),
+        "enrich": timedelta(seconds=30),
         "stale-check": timedelta(minutes=15),
         "queued-runs": timedelta(seconds=5),
     }
@@ -140,9 +140,29 @@ def test_the_queued_runs_job_runs_a_queued_full_sync(deps: Deps, env: Env) -> No
     assert run["requested_by"] == "slack:U1" and run["counts"]["users"] == 3
     assert env.accounts(SMS_NUMBER) == ["sms|5f0c1a2b3c4d5e6f7a8b9c0d"]
     assert ended == [run]
+    assert env.runs.next_queued("full") is None
+    # MFA numbers are read afterwards by the enrich job, in slices.
+    assert env.runs.last("enrich") is None
+    enrich_job(deps)
     enrich = env.runs.last("enrich")
     assert enrich is not None and enrich["status"] == "succeeded"
-    assert env.runs.next_queued("full") is None
+    assert env.fake.requests_for("/api/v2/users/auth0|mfa000000000000000000001/authentication")
+
+
+def test_the_enrich_job_gives_the_lease_back_after_its_slice(deps: Deps, env: Env) -> None:
+    env.full_sync()
+    due = env.store.count_enrich_candidates()
+    assert due >= 1
+    deps.enrich_slice = timedelta(0)  # over at once: the next slice resumes
+    enrich_job(deps)
+    first = env.runs.last("enrich")
+    assert first is not None and first["status"] == "succeeded"
+    assert env.runs.running() is None  # the lease is free for a log sync
+    assert env.store.count_enrich_candidates() == due
+
+    deps.enrich_slice = timedelta(minutes=5)
+    enrich_job(deps)
+    assert env.store.count_enrich_candidates() == 0
 
 
 def test_a_queued_run_waits_while_another_writer_runs(deps: Deps, env: Env) -> None:
@@ -206,13 +226,12 @@ def test_the_stale_check_alerts_once_and_recovers(deps: Deps, env: Env) -> None:
     assert env.inbox.seen()[-1] == ("index.stale", "recovery", "Phone index is fresh again")
 
 
-def test_the_refetch_job_does_nothing_without_a_queue(deps: Deps, env: Env) -> None:
-    refetch_job(deps)
+def test_the_enrich_job_does_nothing_when_nothing_is_due(deps: Deps, env: Env) -> None:
+    enrich_job(deps)
     assert env.runs.last("enrich") is None and env.fake.count("/api/v2/") == 0
 
 
 def test_the_log_sync_job_records_an_incremental_run(deps: Deps, env: Env) -> None:
-    pytest.importorskip("jobs.sync")
     log_sync_job(deps)
     run = env.runs.last("incremental")
     assert run is not None and run["status"] == "succeeded"
