@@ -25,10 +25,10 @@ from jobs.schedule import (
     Deps,
     build_scheduler,
     cron_trigger,
+    enrich_job,
     full_sync_job,
     log_sync_job,
     queued_runs_job,
-    enrich_job,
     run_clock,
     stale_check_job,
 )
