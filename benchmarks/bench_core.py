@@ -36,7 +36,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 import synth  # noqa: E402
 
 IMPORT_CHILD = """
-import sys, time, resource
+import sys, time
 from phoneindex.db import open_database
 from phoneindex.store import Store
 from jobs.exports import import_export
@@ -44,8 +44,9 @@ store = Store(open_database(sys.argv[1]))
 t = time.perf_counter()
 result = import_export(store, sys.argv[2])
 elapsed = time.perf_counter() - t
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(elapsed, rss, result.users, sum(result.stats.links.values()))
+# VmHWM: this process's own peak (ru_maxrss can carry the parent's over fork/exec).
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
+print(elapsed, status, result.users, sum(result.stats.links.values()))
 """
 
 
