@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -40,6 +40,7 @@ from phoneindex.settings import Settings, load_settings
 from phoneindex.store import Store
 
 if TYPE_CHECKING:
+    from bot.slack.context import SlackContext
     from jobs.alerts import Notifier
     from jobs.schedule import Deps
 
@@ -150,10 +151,11 @@ class _RateColumn(ProgressColumn):
 
 
 def notifier(settings: Settings) -> Notifier:
-    """Where alerts go from this process: the log (Slack plugs in with the Slack app)."""
+    """Where alerts go: SLACK_ALERT_CHANNEL when Slack is configured, else the log."""
+    from bot.slack.notifier import SlackNotifier
     from jobs.alerts import LoggingNotifier
 
-    return LoggingNotifier()
+    return SlackNotifier.from_settings(settings) or LoggingNotifier()
 
 
 @contextmanager
@@ -300,6 +302,161 @@ def clock(ctx: typer.Context) -> None:
     deps = _ctx(ctx).deps()
     err.print(say.clock_started(deps.settings), markup=False)
     run_clock(deps.settings, deps)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",
+    port: Annotated[
+        int, typer.Option(envvar="PORT", help="Port (default: $PORT, else 8000).")
+    ] = 8000,
+    no_scheduler: Annotated[
+        bool, typer.Option("--no-scheduler", help="Serve only; run `mfa-whois clock` elsewhere.")
+    ] = False,
+) -> None:
+    """The HTTP service (Slack at /slack/events, /healthz); also the scheduler by default."""
+    import uvicorn
+
+    from bot.web import create_app, slack_configured
+
+    c = _ctx(ctx)
+    embedded = _embedded(c, wanted=not no_scheduler)
+    slack = _slack_context(c, embedded) if slack_configured(c.settings) else None
+    web = create_app(c.settings, store=c.store, slack=slack)
+    err.print(say.serve_started(host, port, embedded is not None, slack is not None), markup=False)
+    quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
+    with _scheduler_running(embedded):
+        try:
+            uvicorn.run(web, host=host, port=port, log_level="warning" if quiet else "info")
+        except KeyboardInterrupt:
+            pass  # uvicorn passes the stop signal on after its graceful shutdown
+
+
+@app.command("socket")
+def socket_mode(ctx: typer.Context) -> None:
+    """Slack over Socket Mode (no public URL needed) plus the scheduler."""
+    import asyncio
+
+    c = _ctx(ctx)
+    c.settings.require("slack_bot_token", "slack_app_token")
+    embedded = _embedded(c, wanted=True)
+    slack = _slack_context(c, embedded)
+    err.print(say.socket_started(embedded is not None), markup=False)
+    with _scheduler_running(embedded):
+        try:
+            asyncio.run(_socket(slack))
+        except KeyboardInterrupt:
+            pass
+
+
+async def _socket(slack: SlackContext) -> None:
+    """Connect to Slack over a WebSocket and serve until cancelled."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.slack.app import build_app
+
+    token = slack.settings.slack_app_token
+    assert token is not None
+    bolt = build_app(slack)
+    handler = AsyncSocketModeHandler(bolt, token.get_secret_value())
+    try:
+        await handler.start_async()  # type: ignore[no-untyped-call]
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        await slack.aclose()
+
+
+@dataclass
+class _Embedded:
+    """The scheduler run inside this process, and what its jobs share."""
+
+    deps: Deps
+    scheduler: Any
+
+
+def _embedded(c: Context, *, wanted: bool) -> _Embedded | None:
+    """The in-process scheduler, when wanted and Auth0 is configured (else logged why not)."""
+    from jobs.schedule import build_scheduler
+
+    if not wanted:
+        return None
+    try:
+        c.settings.require("auth0_domain", "auth0_client_id", "auth0_client_secret")
+    except ConfigError as exc:
+        logging.getLogger("mfa-whois").warning("scheduler not started: %s", exc)
+        return None
+    deps = c.deps()
+    return _Embedded(deps, build_scheduler(c.settings, deps, blocking=False))
+
+
+def _slack_context(c: Context, embedded: _Embedded | None) -> SlackContext:
+    """The Slack pieces, sharing this process's runs, alerts and Auth0 client."""
+    from bot.slack.context import SlackContext
+    from jobs.alerts import Alerts
+
+    deps = embedded.deps if embedded else None
+    slack = SlackContext.build(
+        c.settings,
+        c.store,
+        runs=c.runs,
+        alerts=deps.alerts if deps else Alerts(c.store, notifier(c.settings)),
+        auth0=deps.client if deps else None,
+        scheduler_embedded=embedded is not None,
+    )
+    if deps is not None:  # the scheduler reports the runs admins asked for as soon as they end
+        deps.on_full_sync_end = slack.reporter.on_full_sync_end
+    return slack
+
+
+@contextmanager
+def _scheduler_running(embedded: _Embedded | None) -> Iterator[None]:
+    """Run the scheduler (if any) around the block; stop it cleanly afterwards."""
+    if embedded is None:
+        yield
+        return
+    embedded.scheduler.start()
+    try:
+        yield
+    finally:
+        embedded.deps.stopping.set()  # running jobs end at their next wait and close their runs
+        embedded.scheduler.shutdown(wait=True)
+        embedded.deps.close()
+
+
+@app.command()
+def audit(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None, typer.Option(help="Only entries at or after this ISO date or time (UTC).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The lookup audit trail, newest first (keyed hashes of numbers, never the numbers)."""
+    from phoneindex.audit import Audit
+
+    c = _ctx(ctx)
+    key = c.settings.secret_key.get_secret_value() if c.settings.secret_key else None
+    entries = Audit(c.store.engine, secret_key=key).entries(since=_since(since))
+    if as_json:
+        for entry in entries:
+            print(json.dumps(entry))
+    else:
+        say.print_audit(out, entries, since)
+
+
+def _since(text: str | None) -> datetime | None:
+    """`--since` as an aware UTC datetime (a date or a time without zone is taken as UTC)."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO date or time (e.g. 2026-11-27 or 2026-11-27T09:00Z)",
+            param_hint="'--since'",
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @app.command()

@@ -127,3 +127,39 @@ def clock_started(settings: Any) -> str:
         f"mfa-whois clock: full sync on '{settings.full_sync_cron}' (UTC), {polls}; "
         "Ctrl-C or SIGTERM stops it"
     )
+
+
+def serve_started(host: str, port: int, scheduler: bool, slack: bool) -> str:
+    """What `mfa-whois serve` says when it starts."""
+    parts = [
+        f"mfa-whois serve: http://{host}:{port}",
+        "Slack at /slack/events" if slack else "Slack off (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)",
+        "scheduler on" if scheduler else "scheduler off",
+    ]
+    return "; ".join(parts) + "; Ctrl-C or SIGTERM stops it"
+
+
+def socket_started(scheduler: bool) -> str:
+    """What `mfa-whois socket` says when it starts."""
+    return (
+        "mfa-whois socket: connecting to Slack over Socket Mode; "
+        f"scheduler {'on' if scheduler else 'off'}; Ctrl-C or SIGTERM stops it"
+    )
+
+
+def print_audit(console: Console, entries: list[dict[str, Any]], since: str | None) -> None:
+    """The audit trail for a person at a terminal, newest first."""
+    if not entries:
+        console.print("no lookups recorded" + (f" since {escape(since)}" if since else ""))
+        return
+    for entry in entries:
+        count = entry["accounts"]
+        console.print(
+            f"{_when(entry['at'])}  {escape(str(entry['via'])):<13} "
+            f"{escape(str(entry['actor'])):<16} {entry['phone_hash']}  "
+            f"{count} account{'s' if count != 1 else ''}"
+        )
+    console.print(
+        f"[dim]{len(entries)} lookups; numbers appear as keyed hashes (the same number gives "
+        "the same hash)[/]"
+    )

@@ -1,0 +1,1 @@
+"""The Slack app: /whois, /reindex, buttons, App Home, and the supervisors' alert channel."""

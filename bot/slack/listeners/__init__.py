@@ -1,0 +1,1 @@
+"""Bolt listeners grouped by Slack surface; each module has `register(app, ctx)`."""

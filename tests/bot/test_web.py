@@ -1,0 +1,83 @@
+"""The HTTP service: /healthz for load balancers, and `mfa-whois serve` as a process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from bot.web import create_app
+from phoneindex.db import open_database
+from phoneindex.settings import load_settings
+from phoneindex.store import Store
+from tests.bot.test_slack_whois import import_sample, serving
+
+UNREACHABLE_PG = "postgresql://postgres@127.0.0.1:1/mfa_whois"
+
+
+def test_healthz_answers_ok_with_the_index_freshness(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'index.db'}"
+    store = Store(open_database(url))
+    import_sample(store)
+    with serving(create_app(load_settings(database_url=url), store=store)) as http:
+        health = http.get("/healthz")
+        slack = http.post("/slack/events", content=b"{}")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["status"] == "ok" and body["stale"] is False
+    assert body["last_full_sync"].endswith("Z") and body["last_update"].endswith("Z")
+    assert slack.status_code == 404  # Slack not configured: no route
+    store.engine.dispose()
+
+
+def test_healthz_503_when_the_database_is_unreachable() -> None:
+    with serving(create_app(load_settings(database_url=UNREACHABLE_PG))) as http:
+        health = http.get("/healthz")
+    assert health.status_code == 503
+    assert health.json() == {"status": "unavailable", "error": "the database is unreachable"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_runs_the_service_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MFA_WHOIS", "AUTH0", "SLACK"))}
+    env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'index.db'}", "PORT": str(_free_port())}
+    exe = shutil.which("mfa-whois")
+    cmd = [exe] if exe else [sys.executable, "-m", "bot.cli"]
+    proc = subprocess.Popen(
+        [*cmd, "serve", "--host", "127.0.0.1"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                health = httpx.get(f"http://127.0.0.1:{env['PORT']}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        assert health.status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "scheduler not started: AUTH0_DOMAIN is not set" in stderr
+    assert "Slack off" in stderr and "scheduler off" in stderr
