@@ -6,6 +6,7 @@ Exit codes: 0 done (lookup: at least one account), 1 lookup found no account, 2 
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import signal
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from bot.slack.context import SlackContext
     from jobs.alerts import Notifier
     from jobs.schedule import Deps
+    from phoneindex.audit import Audit
 
 EXIT_NO_MATCH = 1
 EXIT_BAD_INPUT = 2
@@ -75,6 +77,13 @@ class Context:
             hours = timedelta(hours=self.settings.stale_after_hours)
             self._store = Store(engine, stale_after=hours)
         return self._store
+
+    def audit(self) -> Audit:
+        """The lookup audit trail (keyed with MFA_WHOIS_SECRET_KEY when set)."""
+        from phoneindex.audit import Audit
+
+        key = self.settings.secret_key.get_secret_value() if self.settings.secret_key else None
+        return Audit(self.store.engine, secret_key=key)
 
     @property
     def runs(self) -> Runs:
@@ -239,6 +248,8 @@ def lookup(
             doc = live_lookup(c.store, deps.client(), phone, query=number)
             if not doc["accounts"]:  # maybe a passwordless/profile number newer than the index
                 doc = live_search(c.store, deps.client(), phone, query=number)
+        actor = f"cli:{getpass.getuser()}"
+        c.audit().record(actor=actor, via="cli-live", phone=phone, accounts=len(doc["accounts"]))
     else:
         doc = c.store.lookup(phone, query=number)
     if as_json:
@@ -433,11 +444,8 @@ def audit(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """The lookup audit trail, newest first (keyed hashes of numbers, never the numbers)."""
-    from phoneindex.audit import Audit
-
     c = _ctx(ctx)
-    key = c.settings.secret_key.get_secret_value() if c.settings.secret_key else None
-    entries = Audit(c.store.engine, secret_key=key).entries(since=_since(since))
+    entries = c.audit().entries(since=_since(since))
     if as_json:
         for entry in entries:
             print(json.dumps(entry))

@@ -160,3 +160,9 @@ def test_lookup_live_confirms_accounts_with_the_management_api(
     doc = json.loads(done.stdout)
     assert sorted(kinds(doc)) == ["auth0|jane", "sms|abc"]
     assert fake.requests_for("/api/v2/users/auth0|jane")
+    # Live lookups are audited: who, through what, a keyed hash, never the number.
+    trail = run(["audit", "--json"], tmp_path, **env)
+    entries = [json.loads(line) for line in trail.stdout.splitlines()]
+    assert [(e["via"], e["accounts"]) for e in entries] == [("cli-live", 2)]
+    assert entries[0]["actor"].startswith("cli:")
+    assert "4155550100" not in trail.stdout
