@@ -15,7 +15,7 @@ import yaml
 from bot.slack import ids
 from phoneindex.db import open_database
 from phoneindex.store import Store
-from tests.bot.test_slack_whois import ADMIN, SHARED, Workspace, import_sample, open_workspace
+from tests.bot.slack_workspace import ADMIN, SHARED, Workspace, import_sample, open_workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "manifest.yaml"

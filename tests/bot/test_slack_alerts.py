@@ -15,8 +15,8 @@ from jobs.runs import Runs
 from phoneindex.db import open_database
 from phoneindex.settings import load_settings
 from phoneindex.store import Store
+from tests.bot.slack_workspace import ALERTS, workspace_settings
 from tests.bot.test_slack_reindex import tenant
-from tests.bot.test_slack_whois import ALERTS, workspace_settings
 from tests.fake_auth0 import FakeAuth0
 from tests.fake_slack import FakeSlack, visible_text
 

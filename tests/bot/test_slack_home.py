@@ -6,7 +6,7 @@ from pathlib import Path
 
 from phoneindex.db import open_database
 from phoneindex.store import Store
-from tests.bot.test_slack_whois import AGENT, import_sample, open_workspace
+from tests.bot.slack_workspace import AGENT, import_sample, open_workspace
 from tests.fake_slack import visible_text
 
 

@@ -11,7 +11,7 @@ import pytest
 from bot.slack import ids
 from jobs.auth0 import Auth0Client
 from phoneindex.store import Store
-from tests.bot.test_slack_whois import (
+from tests.bot.slack_workspace import (
     AGENT,
     OTHER_AGENT,
     SAMPLE,

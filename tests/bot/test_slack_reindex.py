@@ -12,7 +12,7 @@ from jobs.auth0 import Auth0Client
 from jobs.schedule import Deps, queued_runs_job
 from phoneindex.db import open_database
 from phoneindex.store import Store
-from tests.bot.test_slack_whois import (
+from tests.bot.slack_workspace import (
     ADMIN,
     AGENT,
     ALERTS,

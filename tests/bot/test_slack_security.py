@@ -10,7 +10,7 @@ import pytest
 
 from phoneindex.db import open_database
 from phoneindex.store import Store
-from tests.bot.test_slack_whois import AGENT, SHARED, Workspace, import_sample, open_workspace
+from tests.bot.slack_workspace import AGENT, SHARED, Workspace, import_sample, open_workspace
 from tests.fake_slack import sign
 
 DOCUMENTED_BODY = (

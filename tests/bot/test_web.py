@@ -17,7 +17,7 @@ from bot.web import create_app
 from phoneindex.db import open_database
 from phoneindex.settings import load_settings
 from phoneindex.store import Store
-from tests.bot.test_slack_whois import import_sample, serving
+from tests.bot.slack_workspace import import_sample, serving
 
 UNREACHABLE_PG = "postgresql://postgres@127.0.0.1:1/mfa_whois"
 
