@@ -8,6 +8,7 @@ Audit rows and alerts are written after the answer (SlackContext.writes), never 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ from phoneindex.numbers import to_e164
 if TYPE_CHECKING:
     from bot.slack.context import SlackContext
 
+# live_lookup or live_search: (store, client, phone, *, default_region) -> lookup document
+LiveCheck = Callable[..., dict[str, Any]]
 VIA = "slack"
 VIA_LIVE = "slack-live"
 HELP_WORDS = frozenset({"", "help", "?", "-h", "--help"})
@@ -63,24 +66,23 @@ def page(ctx: SlackContext, user_id: str, value: str) -> WhoisAnswer:
 
 def verify_live(ctx: SlackContext, user_id: str, value: str) -> WhoisAnswer:
     """Re-read every account linked to the number from the Management API (interactive)."""
-    require_agent(ctx, user_id)
-    phone = button_phone(value)
-    client = auth0_client(ctx)
-    check_limit(ctx, user_id, phone, VIA_LIVE)
-    doc = live_lookup(ctx.store, client, phone, default_region=ctx.settings.default_region)
-    record(ctx, user_id, VIA_LIVE, phone, len(doc["accounts"]))
-    return _answer(ctx, doc, live="verify")
+    return _live(ctx, user_id, value, live_lookup, "verify")
 
 
 def search_live(ctx: SlackContext, user_id: str, value: str) -> WhoisAnswer:
     """Search Auth0 users by the number (passwordless and profile numbers only)."""
+    return _live(ctx, user_id, value, live_search, "search")
+
+
+def _live(ctx: SlackContext, user_id: str, value: str, check: LiveCheck, live: str) -> WhoisAnswer:
+    """A live check for an agent within the hourly limit, audited, as a whois answer."""
     require_agent(ctx, user_id)
     phone = button_phone(value)
     client = auth0_client(ctx)
     check_limit(ctx, user_id, phone, VIA_LIVE)
-    doc = live_search(ctx.store, client, phone, default_region=ctx.settings.default_region)
+    doc = check(ctx.store, client, phone, default_region=ctx.settings.default_region)
     record(ctx, user_id, VIA_LIVE, phone, len(doc["accounts"]))
-    return _answer(ctx, doc, live="search")
+    return _answer(ctx, doc, live=live)
 
 
 def require_agent(ctx: SlackContext, user_id: str) -> None:
