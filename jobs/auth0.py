@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PACING_HEADROOM = 0.98  # of MFA_WHOIS_AUTH0_MAX_RPS
+PACING_HEADROOM = 0.95  # of MFA_WHOIS_AUTH0_MAX_RPS
 
 # Callers import the vocabulary from here, with the client.
 __all__ = [
