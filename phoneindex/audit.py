@@ -120,9 +120,16 @@ class Audit:
 
     # ------------------------------------------------------------------ recording
 
-    def record(self, *, actor: str, via: str, phone: str, accounts: int) -> None:
-        """Record one lookup of the E.164 `phone` by `actor` through `via` (slack, api, ...)."""
+    def record(
+        self, *, actor: str, via: str, phone: str, accounts: int, at: datetime | None = None
+    ) -> None:
+        """Record one lookup of the E.164 `phone` by `actor` through `via` (slack, api, ...).
+
+        `at` is when the lookup happened (callers that write later pass it); default now.
+        """
         row = self._row(actor, via, phone, accounts)
+        if at is not None:
+            row["at"] = at
         with self.engine.connect() as conn:
             with writer(conn).begin():
                 conn.execute(insert(audit_table).values(row))

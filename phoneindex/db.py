@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,22 @@ def upsert_insert(engine: Engine) -> Callable[..., Any]:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert
+
+
+def truncate_wal(engine: Engine) -> None:
+    """SQLite: fold the write-ahead log into the database and shrink it (after a big import).
+
+    Best effort: with readers in the middle of a transaction the log is only partly folded.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error:  # busy readers only delay the shrink
+        log.info("could not truncate the write-ahead log now")
+    finally:
+        raw.close()
 
 
 def ping(engine: Engine) -> bool:

@@ -28,7 +28,7 @@ from phoneindex.changes import (
     RefetchRequested,
     mfa_key,
 )
-from phoneindex.db import upsert_insert, writer
+from phoneindex.db import truncate_wal, upsert_insert, writer
 from phoneindex.models import EPOCH, account_table, checkpoint_table, link_table
 
 A = account_table.c
@@ -158,6 +158,7 @@ class Store:
                         on_batch(stats)
                 self._sweep(conn, snapshot_at, stats)
                 self._touch(conn)
+        truncate_wal(self.engine)  # an import rewrites most pages: don't keep a log that size
         return stats
 
     def _apply_batch(self, conn: Connection, batch: list[Change], stats: ApplyStats) -> None:

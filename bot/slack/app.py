@@ -46,6 +46,9 @@ def build_app(ctx: SlackContext, *, client: AsyncWebClient | None = None) -> Asy
         # Empty in Socket Mode (no HTTP requests to verify); HTTP requests then all fail (401).
         signing_secret=secret.get_secret_value() if secret else "",
         name="mfa-whois",
+        # Answer as soon as the listener acks: without this Bolt polls for the ack every
+        # 10 ms (half of a /whois answer's time). Slow work runs in lazy listeners.
+        process_before_response=True,
     )
     app.error(boundary.error_handler(ctx.settings))
     commands.register(app, ctx)

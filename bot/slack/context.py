@@ -10,6 +10,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import OperationalError
+
 from bot.slack.notifier import SlackNotifier, sync_client
 from bot.slack.reindex import RunReporter
 from jobs.alerts import Alerts
@@ -21,6 +23,8 @@ from phoneindex.store import Store, utcnow
 
 log = logging.getLogger(__name__)
 
+LOCKED_ATTEMPTS = 10  # times SQLite's busy timeout (30 s each) a deferred write waits
+
 
 class Deferred:
     """Writes that need not hold up an answer (audit rows, alerts): one thread, in order.
@@ -29,8 +33,9 @@ class Deferred:
     from the index must not wait behind it for its audit row. Failures are logged.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, attempts: int = LOCKED_ATTEMPTS) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-writes")
+        self._attempts = attempts
 
     def submit(self, what: str, work: Callable[[], object]) -> None:
         """Run `work` after what was submitted before it."""
@@ -40,8 +45,20 @@ class Deferred:
             if exc is not None:
                 log.error("deferred %s failed: %s", what, type(exc).__name__, exc_info=exc)
 
+        def patiently() -> object:
+            # A SQLite import holds the write lock for its whole transaction, which can outlast
+            # one busy timeout (30 s): wait for it again rather than lose the write.
+            for attempt in range(1, self._attempts + 1):
+                try:
+                    return work()
+                except OperationalError as exc:
+                    if attempt == self._attempts or "locked" not in str(exc.orig):
+                        raise
+                    log.info("deferred %s: database locked, waiting again (%d)", what, attempt)
+            raise AssertionError("unreachable")
+
         try:
-            self._pool.submit(work).add_done_callback(done)
+            self._pool.submit(patiently).add_done_callback(done)
         except RuntimeError:  # shutting down: do it now rather than lose it
             work()
 

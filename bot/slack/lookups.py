@@ -110,9 +110,10 @@ def limit_alert_key(user_id: str) -> str:
 
 def record(ctx: SlackContext, user_id: str, via: str, phone: str, accounts: int) -> None:
     """Add the lookup to the audit trail (keyed hash of the number) after the answer."""
+    at = ctx.audit.clock()  # when it happened, not when the deferred write gets its turn
     ctx.writes.submit(
         "audit record",
-        lambda: ctx.audit.record(actor=user_id, via=via, phone=phone, accounts=accounts),
+        lambda: ctx.audit.record(actor=user_id, via=via, phone=phone, accounts=accounts, at=at),
     )
 
 

@@ -99,7 +99,9 @@ def test_admin_queues_one_full_sync_and_sees_its_status(store: Store) -> None:
         again = visible_text(ws.slack.responses("q2")[0])
         assert f"already queued (#{run['id']}, asked by <@{ADMIN}>)" in again
 
-        status = visible_text(ws.send.command("/reindex", "  Status ", ADMIN).json())
+        ack = ws.send.command("/reindex", "  Status ", ADMIN, response="st")
+        assert ack.status_code == 200 and not ack.content  # the status follows via respond
+        status = visible_text(ws.slack.responses("st")[0])
         assert f"*Queued:* :hourglass_flowing_sand: #{run['id']} queued" in status
         assert "*Last full sync:* never" in status and "*Running:* nothing" in status
         usage = visible_text(ws.send.command("/reindex", "now please", ADMIN).json())

@@ -50,3 +50,26 @@ def test_an_unreachable_database_is_a_one_line_error() -> None:
         open_database("postgresql://nobody:hunter2@127.0.0.1:1/none")
     assert "hunter2" not in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_an_import_leaves_no_large_write_ahead_log(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from phoneindex.changes import AccountSeen, PhoneLinked
+    from phoneindex.store import Store
+
+    db = tmp_path / "x.db"
+    store = Store(open_database(f"sqlite:///{db}"))
+    at = datetime(2026, 11, 27, tzinfo=UTC)
+    changes = [
+        change
+        for i in range(5000)
+        for change in (
+            AccountSeen(f"auth0|{i}", at, email=f"user{i}@example.com"),
+            PhoneLinked(f"auth0|{i}", f"+1415555{i:04d}", "profile", "export", at),
+        )
+    ]
+    store.replace_export(changes, at)
+    assert db.stat().st_size > 500_000
+    assert Path(f"{db}-wal").stat().st_size == 0
+    store.engine.dispose()

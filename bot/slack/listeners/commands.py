@@ -29,22 +29,24 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
         request = reindex.parse(command.get("text") or "")
         if request == "usage":
             await ack(**render.message(texts.REINDEX_USAGE))
-        elif request == "status":
-            doc = await asyncio.to_thread(overview.overview, ctx)
-            await ack(**render.status(doc))
         else:
-            await ack()  # queueing writes to the database: the answer comes through respond
+            # Queueing writes to the database and counting a large index takes seconds:
+            # both answers come through respond, after Slack's 3 seconds are safe.
+            await ack()
 
-    async def reindex_queue(command: dict[str, Any], respond: AsyncRespond) -> None:
-        """Queue the full sync, answer, and report its end to the admin later."""
+    async def reindex_later(command: dict[str, Any], respond: AsyncRespond) -> None:
+        """Status, or queue the full sync, answer, and report its end to the admin later."""
         user_id = command["user_id"]
-        if reindex.parse(command.get("text") or "") != "queue" or not reindex.is_admin(
-            ctx, user_id
-        ):
-            return  # the acknowledgement already answered (status, usage or refusal)
+        request = reindex.parse(command.get("text") or "")
+        if request == "usage" or not reindex.is_admin(ctx, user_id):
+            return  # the acknowledgement already answered (usage or refusal)
+        if request == "status":
+            doc = await asyncio.to_thread(overview.overview, ctx)
+            await respond(**render.status(doc))
+            return
         answer = await asyncio.to_thread(reindex.queue_full_sync, ctx, user_id)
         ctx.reporter.watch(int(answer.run["id"]), user_id)
         await respond(**render.reindex(answer))
 
     app.command(ids.WHOIS)(whois)
-    app.command(ids.REINDEX)(ack=reindex_ack, lazy=[guarded(ctx.settings, reindex_queue)])
+    app.command(ids.REINDEX)(ack=reindex_ack, lazy=[guarded(ctx.settings, reindex_later)])
