@@ -26,7 +26,12 @@ SQLITE_BUSY_MS = 30_000
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`, with SQLite tuned for one writer and many concurrent readers."""
+    """An engine for `url`, with SQLite tuned for one writer and many concurrent readers.
+
+    Statement parameters (phone numbers, emails) never appear in SQLAlchemy's error messages
+    or logs: a traceback of a failed write must not carry a number into a log line.
+    """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url[len("postgres://") :]
     elif url.startswith("postgresql://"):

@@ -73,3 +73,16 @@ def test_an_import_leaves_no_large_write_ahead_log(tmp_path: Path) -> None:
     assert db.stat().st_size > 500_000
     assert Path(f"{db}-wal").stat().st_size == 0
     store.engine.dispose()
+
+
+def test_database_errors_never_carry_statement_parameters(tmp_path: Path) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    engine = open_database(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (phone TEXT PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO t VALUES (:p)"), {"p": "+14155550100"})
+    with pytest.raises(IntegrityError) as caught, engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (:p)"), {"p": "+14155550100"})
+    assert "4155550100" not in str(caught.value)
+    engine.dispose()
