@@ -390,6 +390,19 @@ def _int_arg(req: _Request, name: str, default: int, low: int, high: int) -> int
     return value
 
 
+def _paging(req: _Request) -> tuple[int, int] | _Reply:
+    """`page` and `per_page` as Auth0 checks them (at most the first 1,000 records)."""
+    per_page = _int_arg(req, "per_page", 50, 0, 100)
+    page = _int_arg(req, "page", 0, 0, 10**6)
+    if isinstance(per_page, _Reply):
+        return per_page
+    if isinstance(page, _Reply):
+        return page
+    if (page + 1) * per_page > 1000:
+        return _error(400, "You can only page through the first 1000 records.", "invalid_paging")
+    return page, per_page
+
+
 def _log_key(log_id: str) -> tuple[int, str]:
     return (len(log_id), log_id) if log_id.isdigit() else (0, log_id)
 
@@ -873,16 +886,10 @@ class FakeAuth0:
         return _json(200, user) if user else _json(404, USER_NOT_FOUND_BODY)
 
     def _search_users(self, req: _Request) -> _Reply:
-        per_page = _int_arg(req, "per_page", 50, 0, 100)
-        page = _int_arg(req, "page", 0, 0, 10**6)
-        if isinstance(per_page, _Reply):
-            return per_page
-        if isinstance(page, _Reply):
-            return page
-        if (page + 1) * per_page > 1000:
-            return _error(
-                400, "You can only page through the first 1000 records.", "invalid_paging"
-            )
+        paging = _paging(req)
+        if isinstance(paging, _Reply):
+            return paging
+        page, per_page = paging
         q = req.arg("q") or ""
         with self.lock:
             users = list(self.users)
@@ -1083,16 +1090,10 @@ class FakeAuth0:
         return _json(200, newer, {"Link": f'{link}; rel="next"'})
 
     def _logs_search(self, req: _Request) -> _Reply:
-        per_page = _int_arg(req, "per_page", 50, 0, 100)
-        page = _int_arg(req, "page", 0, 0, 10**6)
-        if isinstance(per_page, _Reply):
-            return per_page
-        if isinstance(page, _Reply):
-            return page
-        if (page + 1) * per_page > 1000:
-            return _error(
-                400, "You can only page through the first 1000 records.", "invalid_paging"
-            )
+        paging = _paging(req)
+        if isinstance(paging, _Reply):
+            return paging
+        page, per_page = paging
         sort = req.arg("sort") or "date:-1"
         match = re.fullmatch(r"(\w+):(1|-1)", sort)
         if not match:
