@@ -95,6 +95,9 @@ class PhoneLink(SQLModel, table=True):
     kind: str = Field(primary_key=True)  # mfa | passwordless | profile
     method: str | None = None  # sms | voice for mfa
     confirmed: bool | None = None
+    # When the source that last said confirmed/unconfirmed observed it: a later event that does
+    # not know (an SMS sent) keeps what an earlier one knew, whatever order they arrive in.
+    confirmed_at: datetime | None = _ts()
     source: str  # export | authenticators | logs | action | live
     active: bool = True
     observed_at: datetime = _ts(nullable=False)

@@ -48,8 +48,8 @@ _ACCOUNT_ROW = (
     "mfa_key", "mfa_masked", "updated_at",
 )  # fmt: skip
 _LINK_ROW = (
-    "phone", "user_id", "kind", "method", "confirmed", "source", "active", "observed_at",
-    "updated_at",
+    "phone", "user_id", "kind", "method", "confirmed", "confirmed_at", "source", "active",
+    "observed_at", "updated_at",
 )  # fmt: skip
 
 
@@ -264,14 +264,16 @@ class Store:
         counts = stats.links
         for c in changes:
             if isinstance(c, PhoneLinked):
+                seen = ts(c.observed_at)
+                known = None if c.confirmed is None else seen
                 rows.append(
-                    (c.phone, c.user_id, c.kind, c.method, c.confirmed, c.source, True,
-                     ts(c.observed_at), when)
+                    (c.phone, c.user_id, c.kind, c.method, c.confirmed, known, c.source, True,
+                     seen, when)
                 )  # fmt: skip
                 counts[c.kind] = counts.get(c.kind, 0) + 1
             else:
                 rows.append(
-                    (c.phone, c.user_id, c.kind, None, None, c.source, False,
+                    (c.phone, c.user_id, c.kind, None, None, None, c.source, False,
                      ts(c.observed_at), when)
                 )  # fmt: skip
                 stats.unlinks += 1
@@ -403,17 +405,25 @@ class Store:
     def _make_link_upsert(self) -> Any:
         ins = self._insert(link_table)
         ex = ins.excluded
+        newer = ex.observed_at >= L.observed_at
+        # `confirmed` has its own last writer: the latest source that knew it (not None).
+        knows = and_(
+            ex.active == true(),
+            ex.confirmed.is_not(None),
+            or_(L.confirmed_at.is_(None), ex.confirmed_at >= L.confirmed_at),
+        )
         return ins.on_conflict_do_update(
             index_elements=[L.phone, L.user_id, L.kind],
             set_={
-                "method": case((ex.active == true(), ex.method), else_=L.method),
-                "confirmed": case((ex.active == true(), ex.confirmed), else_=L.confirmed),
-                "source": ex.source,
-                "active": ex.active,
-                "observed_at": ex.observed_at,
+                "method": case((and_(newer, ex.active == true()), ex.method), else_=L.method),
+                "confirmed": case((knows, ex.confirmed), else_=L.confirmed),
+                "confirmed_at": case((knows, ex.confirmed_at), else_=L.confirmed_at),
+                "source": case((newer, ex.source), else_=L.source),
+                "active": case((newer, ex.active), else_=L.active),
+                "observed_at": case((newer, ex.observed_at), else_=L.observed_at),
                 "updated_at": ex.updated_at,
             },
-            where=ex.observed_at >= L.observed_at,
+            where=or_(newer, knows),
         )
 
     # ------------------------------------------------------------------ reads

@@ -118,6 +118,23 @@ def test_batches_in_any_order_or_twice_give_the_same_index(
     assert doc["accounts"][0]["phones"][0]["method"] == "voice"
 
 
+@pytest.mark.parametrize("order", [(0, 1), (1, 0), (0, 1, 0, 1)])
+def test_a_later_event_that_does_not_know_keeps_confirmed(
+    store: Store, order: tuple[int, ...]
+) -> None:
+    events = [
+        [PhoneLinked("auth0|1", PHONE, "mfa", "authenticators", T0, "sms", True)],
+        [PhoneLinked("auth0|1", PHONE, "mfa", "logs", T1, "sms", None)],  # an SMS was sent
+    ]
+    for i in order:
+        store.apply(events[i])
+    [phone] = store.lookup(PHONE)["accounts"][0]["phones"]
+    assert (phone["confirmed"], phone["source"]) == (True, "logs")
+    assert phone["updated_at"] == "2026-11-27T10:00:00Z"
+    store.apply([PhoneLinked("auth0|1", PHONE, "mfa", "authenticators", T2, "sms", False)])
+    assert store.lookup(PHONE)["accounts"][0]["phones"][0]["confirmed"] is False
+
+
 def test_an_mfa_read_replaces_the_accounts_mfa_numbers(store: Store) -> None:
     store.apply(
         [

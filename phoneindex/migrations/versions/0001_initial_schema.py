@@ -99,6 +99,7 @@ def upgrade() -> None:
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("method", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("confirmed", sa.Boolean(), nullable=True),
+        sa.Column("confirmed_at", phoneindex.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("source", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("observed_at", phoneindex.models.UTCDateTime(timezone=True), nullable=False),
