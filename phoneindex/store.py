@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +38,7 @@ L = link_table.c
 LAST_UPDATE = "index.last_update"
 LAST_FULL_SYNC = "index.last_full_sync"
 FRESHNESS_TTL = 1.0  # seconds
+IMPORT_CACHE_KIB = 131_072  # 128 MiB: an import stays well under 300 MB resident
 KIND_ORDER = {"mfa": 0, "passwordless": 1, "profile": 2}
 _PROFILE = ("email", "name", "connection", "blocked", "created_at", "last_login", "logins_count")
 _PROFILE_COLUMNS = (
@@ -150,7 +152,7 @@ class Store:
         If `changes` raises, nothing is written.
         """
         stats = ApplyStats()
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn, _import_cache(conn):
             with writer(conn).begin():
                 for batch in _batched(changes, batch_size):
                     self._apply_batch(conn, batch, stats)
@@ -660,6 +662,23 @@ def _memo(convert: Callable[[datetime], Any]) -> Callable[[datetime], Any]:
             return result
 
     return converted
+
+
+@contextmanager
+def _import_cache(conn: Connection) -> Iterator[None]:
+    """SQLite: a bigger page cache for the importing connection only (fewer b-tree misses)."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+    conn.commit()  # the pragma autobegan a (read) transaction; the import begins its own
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.exec_driver_sql(f"PRAGMA cache_size={int(before or -65536)}")
+        conn.commit()
 
 
 def _batched(items: Iterable[Change], size: int) -> Iterator[list[Change]]:
