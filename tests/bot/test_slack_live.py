@@ -109,15 +109,15 @@ def test_live_checks_need_auth0_settings(store: Store) -> None:
 
 def test_a_slow_live_check_holds_up_nobody(live: tuple[Workspace, FakeAuth0]) -> None:
     ws, fake = live
-    fake.delay_next(1, 1.5, "/api/v2/users/")
+    fake.delay_next(1, 3.0, "/api/v2/users/")
 
     started = time.monotonic()
     assert ws.send.click(ids.VERIFY_LIVE, SHARED, AGENT, response="slow").status_code == 200
     meanwhile = ws.send.command("/whois", SHARED, OTHER_AGENT).json()
     answered = time.monotonic() - started
 
-    assert answered < 1.0  # the click's ack and another agent's /whois did not wait
+    assert answered < 2.0  # the click's ack and another agent's /whois did not wait for it
     assert "3 accounts" in visible_text(meanwhile)
     [updated] = ws.slack.responses("slow")
-    assert time.monotonic() - started >= 1.5
+    assert time.monotonic() - started >= 3.0
     assert "2 accounts" in visible_text(updated)
