@@ -405,31 +405,6 @@ def enrich(
     return result
 
 
-def refetch_queued(
-    store: Store,
-    client: Auth0Client,
-    *,
-    limit: int = 100,
-    clock: Callable[[], datetime] = utcnow,
-    alerts: Alerts | None = None,
-    workers: int = 4,
-) -> int:
-    """Serve up to `limit` queued re-fetches, oldest first; returns the accounts read."""
-    targets = store.refetch_queue(limit)
-    if not targets:
-        return 0
-    pipeline = _Pipeline(store, client, clock=clock, batch_size=25, workers=workers)
-    result = pipeline.result
-    try:
-        pipeline.run(((t, False) for t in targets), _never)
-    except Auth0Error:
-        _masked_alert(store, alerts, result)
-        raise
-    _masked_alert(store, alerts, result)  # never closes the incident: a queue pass is partial
-    log.info("re-fetched MFA methods of %d queued accounts", result.accounts + result.missing)
-    return result.accounts + result.missing
-
-
 def _masked_alert(store: Store, alerts: Alerts | None, result: EnrichResult) -> None:
     """Alert once when numbers come back masked; recover when a complete run leaves none."""
     # Database work only when this run saw masked numbers, or might close the incident.

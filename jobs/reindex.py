@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import tempfile
 import time
@@ -15,6 +14,7 @@ from typing import Any, Protocol
 
 from jobs.alerts import Alerts
 from jobs.auth0 import Auth0Client, DownloadExpired, ExportJob
+from jobs.enrich import enrich as read_mfa_numbers
 from jobs.exports import EXPORT_FIELDS, ImportResult, import_export
 from jobs.runs import AlreadyRunning, RunHandle, RunNotQueued, Runs, ShuttingDown
 from phoneindex.errors import WhoisError
@@ -262,9 +262,7 @@ def full_sync(
                 )
             outcome.summary = imported.summary()
         result = FullSyncResult(run.id, imported)
-        step = (enricher or default_enricher()) if enrich else None
-        if enrich and step is None:
-            log.info("MFA enrichment is not available in this installation; skipped")
+        step = (enricher or read_mfa_numbers) if enrich else None
         if step is not None:
             report = (lambda d, t: progress("enrich", d, t)) if progress is not None else None
             with alerting(alerts, ENRICH_ALERT, "MFA enrichment", requested_by) as outcome:
@@ -309,18 +307,6 @@ def alerting(
 def _summary_of(result: Any) -> str:
     told = getattr(result, "summary", None)
     return str(told()) if callable(told) else ""
-
-
-def default_enricher() -> Enricher | None:
-    """jobs.enrich.enrich when that module is installed (imported lazily), else None."""
-    try:
-        module = importlib.import_module("jobs.enrich")
-    except ModuleNotFoundError as exc:
-        if exc.name != "jobs.enrich":
-            raise
-        return None
-    step: Enricher | None = getattr(module, "enrich", None)
-    return step
 
 
 def _failure_text(exc: BaseException, run_id: int | None, requested_by: str) -> str:

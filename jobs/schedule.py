@@ -74,7 +74,7 @@ class Deps:
     runs: Runs
     alerts: Alerts
     client_factory: Callable[[], Auth0Client]
-    enricher: Enricher | None = None  # None: jobs.enrich.enrich
+    enricher: Enricher | None = None  # None: jobs.enrich.enrich (tests pass a stand-in)
     export_poll_seconds: float = 2.0
     enrich_slice: timedelta = ENRICH_SLICE
     # Called with the run document after each full sync the scheduler ran (Slack reports it).

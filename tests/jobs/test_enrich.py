@@ -20,7 +20,6 @@ from jobs.enrich import (
     MASKED_FLAG,
     enrich,
     methods_to_change,
-    refetch_queued,
 )
 from jobs.exports import UserMapper
 from jobs.ratelimit import RetryPolicy
@@ -404,7 +403,7 @@ def test_enrich_all_resumes_after_the_last_account_applied(
     assert sorted(method_reads(fake)) == uids  # a finished --all starts over next time
 
 
-def test_queued_refetches_go_first_and_the_scheduler_job_serves_them(
+def test_queued_refetches_go_first(
     store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
 ) -> None:
     uids = ten_accounts(store, fake)
@@ -424,17 +423,6 @@ def test_queued_refetches_go_first_and_the_scheduler_job_serves_them(
     assert (result.accounts, result.queued) == (2, 1)
     assert list(mfa_phones(store, "+14155550909")) == [uids[9]]
     assert store.refetch_queue() == []
-
-    store.apply([RefetchRequested(uids[1], T0 + timedelta(minutes=3))])
-    fake.auth_methods[uids[1]] = []
-    clock.advance(minutes=2)
-    fake.clear_requests()
-
-    assert refetch_queued(store, client, clock=clock) == 1
-    assert method_reads(fake) == [uids[1]]
-    assert mfa_phones(store, "+14155550001") == {}
-    assert store.refetch_queue() == []
-    assert refetch_queued(store, client, clock=clock) == 0
 
 
 def test_enrichment_keeps_the_client_at_its_rate(store: Store, clock: Clock) -> None:
