@@ -41,6 +41,8 @@ class PhoneLinked(NamedTuple):
     observed_at: datetime
     method: Method | None = None
     confirmed: bool | None = None
+    # A linked identity's "{provider}|{user_id}" when the number is its, not the account's own.
+    identity: str | None = None
 
 
 class PhoneUnlinked(NamedTuple):
@@ -59,6 +61,8 @@ class MfaPhone(NamedTuple):
     phone: str
     method: Method | None
     confirmed: bool | None
+    # The authenticator's id (`phone|dev_...`): a later enrollment delete names only `dev_...`.
+    authenticator_id: str | None = None
 
 
 class MfaPhonesReplaced(NamedTuple):
@@ -83,10 +87,46 @@ class AccountDeleted(NamedTuple):
     observed_at: datetime
 
 
-class RefetchRequested(NamedTuple):
-    """Something happened to the account's MFA that no event described fully: re-read it."""
+class ProfilePhone(NamedTuple):
+    """One passwordless or profile number of a user object, and which identity carries it.
+
+    `identity` is None for the account's own root `phone_number`, and `"{provider}|{user_id}"`
+    of a linked identity (account linking) whose `profileData.phone_number` it is.
+    """
+
+    phone: str
+    kind: Kind
+    confirmed: bool | None = None
+    identity: str | None = None
+
+
+class ProfilePhonesReplaced(NamedTuple):
+    """The complete set of passwordless/profile numbers of a user object read at `observed_at`.
+
+    Numbers the account no longer has in these kinds (root number changed, identity unlinked)
+    are unlinked; the MFA numbers are not touched.
+    """
 
     user_id: str
+    phones: tuple[ProfilePhone, ...]
+    observed_at: datetime
+    source: Source = "live"
+
+
+class RefetchRequested(NamedTuple):
+    """Something changed in the account that no event described fully: re-read the account."""
+
+    user_id: str
+    observed_at: datetime
+
+
+class EnrollmentRemoved(NamedTuple):
+    """An MFA enrollment (`dev_...`, authenticator `phone|dev_...`) was deleted, owner unnamed.
+
+    The store queues a re-read of the account that owns it when the enrollment id is known.
+    """
+
+    enrollment_id: str
     observed_at: datetime
 
 
@@ -97,6 +137,8 @@ Change = (
     | MfaPhonesReplaced
     | AccountDeleted
     | RefetchRequested
+    | ProfilePhonesReplaced
+    | EnrollmentRemoved
 )
 
 
