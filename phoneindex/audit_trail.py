@@ -128,7 +128,8 @@ class Spool:
 
     def adopt(self) -> int:
         """Take over the files earlier processes left (each only once); how many rows they hold."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.directory.is_dir():
+            return 0
         found = 0
         for path in sorted(self.directory.glob(f"{LEFT_PREFIX}*.jsonl")):
             mine = self.directory / f"{OWN_PREFIX}{uuid.uuid4().hex}.jsonl"
@@ -147,7 +148,7 @@ class Spool:
     def append(self, rows: list[Row]) -> None:
         """Add rows after every row already spooled."""
         if not self._files:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._files.append(self.directory / f"{OWN_PREFIX}{uuid.uuid4().hex}.jsonl")
         with self._files[-1].open("a", encoding="utf-8") as out:
             out.writelines(row.dump() for row in rows)
@@ -184,7 +185,7 @@ class Spool:
         stem = f"{LEFT_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.jsonl"
         final = self.directory / stem
         partial = final.with_suffix(".partial")  # never adopted half-written
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         with partial.open("w", encoding="utf-8") as out:
             out.writelines(row.dump() for row in older)
             for index, path in enumerate(self._files):
