@@ -15,15 +15,13 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
-
 from bot.dashboard import user_link
+from bot.shared import Deferred, SharedClient, TimedCache
 from jobs import limits
 from jobs.alerts import Alerts
 from jobs.auth0 import Auth0Client
@@ -31,7 +29,8 @@ from jobs.live import live_lookup, live_search
 from jobs.runs import Runs
 from jobs.schedule import cron_trigger
 from phoneindex.audit import Allowance, Audit
-from phoneindex.audit_trail import AuditTrail, default_spool_dir
+from phoneindex.audit_spool import default_spool_dir
+from phoneindex.audit_trail import AuditTrail
 from phoneindex.errors import ConfigError, WhoisError
 from phoneindex.numbers import to_e164
 from phoneindex.settings import Settings
@@ -41,7 +40,6 @@ log = logging.getLogger(__name__)
 
 HELP_WORDS = frozenset({"", "help", "?", "-h", "--help"})
 OVERVIEW_SECONDS = 5.0  # the App Home overview is counted at most this often
-LOCKED_ATTEMPTS = 10  # times SQLite's busy timeout (30 s each) a deferred alert waits
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 # live_lookup or live_search: (store, client, phone, *, default_region) -> lookup document
@@ -187,6 +185,7 @@ class Answers:
         trail: AuditTrail,
         *,
         auth0: Callable[[], Auth0Client] | None = None,
+        owned: SharedClient | None = None,
         overview_seconds: float = OVERVIEW_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -197,7 +196,7 @@ class Answers:
         self.trail = trail
         self.auth0 = auth0
         self.clock = store.clock
-        self._owned = auth0 if isinstance(auth0, SharedClient) else None
+        self._owned = owned  # the client this object made and closes
         self.alert_writes = Deferred()
         self._overview = TimedCache(self._fresh_overview, overview_seconds, monotonic)
         self._alerting: set[str] = set()  # actors with an over-limit alert queued
@@ -219,8 +218,9 @@ class Answers:
         key = settings.secret_key.get_secret_value() if settings.secret_key else None
         audit = Audit(store.engine, secret_key=key, clock=store.clock)
         trail = AuditTrail(audit, spool_dir=spool_dir or default_spool_dir(store.engine))
+        owned = None
         if auth0 is None and _auth0_configured(settings):
-            auth0 = SharedClient(lambda: Auth0Client.from_settings(settings))
+            owned = auth0 = SharedClient(lambda: Auth0Client.from_settings(settings))
         return cls(
             settings,
             store,
@@ -228,6 +228,7 @@ class Answers:
             alerts,
             trail,
             auth0=auth0,
+            owned=owned,
             overview_seconds=overview_seconds,
         )
 
@@ -377,93 +378,3 @@ class Answers:
 
 def _auth0_configured(settings: Settings) -> bool:
     return bool(settings.auth0_domain and settings.auth0_client_id and settings.auth0_client_secret)
-
-
-class SharedClient:
-    """One Management API client for the process, made on first use (one token, one pacer)."""
-
-    def __init__(self, factory: Callable[[], Auth0Client]) -> None:
-        self._factory = factory
-        self._client: Auth0Client | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> Auth0Client:
-        with self._lock:
-            if self._client is None:
-                self._client = self._factory()
-            return self._client
-
-    def close(self) -> None:
-        """Close the client if it was made."""
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-
-
-class TimedCache:
-    """One value, recomputed when older than `seconds` (concurrent callers share one count)."""
-
-    def __init__(
-        self,
-        compute: Callable[[], dict[str, Any]],
-        seconds: float,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._compute = compute
-        self._seconds = seconds
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._value: dict[str, Any] | None = None
-        self._at = 0.0
-
-    def __call__(self) -> dict[str, Any]:
-        with self._lock:
-            now = self._monotonic()
-            if self._value is None or now - self._at >= self._seconds:
-                self._value, self._at = self._compute(), now
-            return dict(self._value)
-
-
-class Deferred:
-    """Writes that need not hold up an answer (alerts): one thread, in order.
-
-    On SQLite a full import holds the write lock for its whole transaction; a refusal must not
-    wait behind it for its alert. Failures are logged.
-    """
-
-    def __init__(self, *, attempts: int = LOCKED_ATTEMPTS) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deferred-writes")
-        self._attempts = attempts
-
-    def submit(self, what: str, work: Callable[[], object]) -> None:
-        """Run `work` after what was submitted before it."""
-
-        def done(future: Future[object]) -> None:
-            exc = future.exception()
-            if exc is not None:
-                log.error("deferred %s failed: %s", what, type(exc).__name__, exc_info=exc)
-
-        def patiently() -> object:
-            # The lock can outlast one busy timeout (30 s): wait for it again.
-            for attempt in range(1, self._attempts + 1):
-                try:
-                    return work()
-                except OperationalError as exc:
-                    if attempt == self._attempts or "locked" not in str(exc.orig):
-                        raise
-                    log.info("deferred %s: database locked, waiting again (%d)", what, attempt)
-            raise AssertionError("unreachable")
-
-        try:
-            self._pool.submit(patiently).add_done_callback(done)
-        except RuntimeError:  # shutting down: do it now rather than lose it
-            work()
-
-    def flush(self, timeout: float | None = None) -> None:
-        """Wait until everything submitted so far is done."""
-        self._pool.submit(lambda: None).result(timeout)
-
-    def close(self) -> None:
-        """Finish what is queued, then stop the thread."""
-        self._pool.shutdown(wait=True)

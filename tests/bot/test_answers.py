@@ -1,4 +1,4 @@
-"""bot.answers: deferred alert writes, and the shared rules every surface uses."""
+"""bot.answers, the rules every surface shares; and bot.shared's deferred writes."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from bot.answers import (
     Answers,
     Asker,
     BadButton,
-    Deferred,
     HelpAsked,
     NotAnAdmin,
     NotAnAgent,
     OverLimit,
     Roles,
 )
+from bot.shared import Deferred
 from jobs.alerts import Alert, Alerts
 from phoneindex.errors import UnusableNumber
 from phoneindex.settings import load_settings
