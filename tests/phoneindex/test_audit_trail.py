@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,9 +12,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
 from phoneindex.audit import Allowance, Audit
+from phoneindex.audit_spool import default_spool_dir
 from phoneindex.audit_trail import AuditTrail
 from phoneindex.db import open_database
 from tests.conftest import T0, Clock
@@ -216,3 +219,17 @@ def test_rows_unwritten_at_shutdown_are_written_first_by_the_next_process(
     assert [e["actor"] for e in reversed(audit.entries())] == ["U0", "U1", "U2", "U3", "U9"]
     assert list(spool.iterdir()) == []
     assert not [v for v in every_stored_value(engine) if "4155550100" in v]
+
+
+def test_the_spool_sits_next_to_a_sqlite_file_else_in_a_temp_directory(tmp_path: Path) -> None:
+    sqlite = create_engine(f"sqlite:///{tmp_path / 'mfa-whois.db'}")
+    postgres = create_engine("postgresql+psycopg://app:s3cret%25pw@db.example:5432/whois")
+    try:
+        assert default_spool_dir(sqlite) == tmp_path / "mfa-whois.db.audit-spool"
+        elsewhere = default_spool_dir(postgres)
+        assert elsewhere.parent == Path(tempfile.gettempdir())
+        assert elsewhere.name.startswith("mfa-whois-audit-") and "s3cret" not in str(elsewhere)
+        assert not default_spool_dir(sqlite).exists()  # made only when rows need it
+    finally:
+        sqlite.dispose()
+        postgres.dispose()
