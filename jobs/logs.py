@@ -4,7 +4,7 @@ The mapping is deterministic: an event gives the same changes however often and 
 order it is seen, all observed at the event's own `date`, and the store is last-writer-wins by
 that time, so replays and out-of-order deliveries converge on the same index. A number is linked
 only when the event carries a real one; a masked, hashed or missing number on an MFA event queues
-the account for a re-read of its authentication methods instead.
+the account for a re-read instead (RefetchRequested: the whole account, and its MFA numbers).
 
 Where the numbers are (Auth0 documents the event types, not every `details` shape):
 - `gd_*` MFA events: `details.authenticator.phone_number` (Auth0's own detections and Panther's

@@ -318,7 +318,7 @@ def _log_outcome(result: SyncResult) -> None:
     if result.withheld_numbers:
         log.warning(
             "log sync: %d phone numbers in log events were masked or unusable and not indexed "
-            "(MFA accounts among them are queued for a re-read of their authenticators)",
+            "(the accounts of MFA events among them are queued for a re-read)",
             result.withheld_numbers,
         )
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +26,7 @@ from jobs.sync import (
     sync_logs,
 )
 from phoneindex.store import Store, iso
+from tests.bot.test_cli import run as cli
 from tests.conftest import Clock
 from tests.fake_auth0 import FakeAuth0, make_phone_method, make_user
 
@@ -539,3 +542,41 @@ def test_the_summary_names_the_most_frequent_unmapped_types_only() -> None:
     result = SyncResult(events=9, pages=1, changes=0, unmapped_types={"s": 5, "fp": 3, "w": 1})
     assert result.summary().endswith("not mapped: s 5, fp 3, w 1")
     assert "not mapped" not in SyncResult(events=1, pages=1).summary()
+
+
+def test_reindex_then_sync_through_the_cli_misses_no_change(
+    fake: FakeAuth0, db_url: str, tmp_path: Path
+) -> None:
+    tenant(fake)
+    env = {
+        "DATABASE_URL": db_url,
+        "AUTH0_DOMAIN": fake.base_url,
+        "AUTH0_CLIENT_ID": fake.client_id,
+        "AUTH0_CLIENT_SECRET": fake.client_secret,
+        "AUTH0_AUDIENCE": fake.audience,
+        "MFA_WHOIS_AUTH0_MAX_RPS": "20",
+    }
+    fake.export_polls_to_complete = 1
+    done = cli(["reindex"], tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    clock = Clock(datetime.now(UTC))  # events happen after the export, in real time
+    fake.add_user(make_user(S, phone_number="+14155550105"))
+    body = {"connection": "sms", "phone_number": "+14155550105", "phone_verified": True}
+    fake.add_log("ss", S, date=stamp(clock.now), top={"connection": "sms"}, body=body)
+    changes_after_the_export(fake, clock)
+
+    synced = cli(["sync"], tmp_path, **env)
+    assert synced.returncode == 0, synced.stderr
+    # Not "starting from the newest Auth0 log": the five events after the export, no older one.
+    assert synced.stdout.strip() == "read 5 log events in 1 pages, applied 9 changes"
+    for number, expected in AFTER.items():
+        found = cli(["lookup", number, "--json"], tmp_path, **env)
+        doc = json.loads(found.stdout)
+        assert [(a["user_id"], p["kind"]) for a in doc["accounts"] for p in a["phones"]] == (
+            expected
+        ), number
+    status = json.loads(cli(["status", "--json"], tmp_path, **env).stdout)
+    assert status["log_checkpoint"] == fake.logs[-1]["log_id"]
+    assert 0 <= status["log_checkpoint_age_seconds"] < 60
+    text = cli(["status"], tmp_path, **env).stdout
+    assert f"log checkpoint: {fake.logs[-1]['log_id']} (log events applied up to" in text
