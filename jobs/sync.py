@@ -101,7 +101,7 @@ class SyncResult:
         )
 
     def unmapped_line(self) -> str:
-        """The most frequent unmapped types with their counts: `s 120, fp 3, +2 types`."""
+        """The most frequent unmapped types with their counts: `s 120, fp 3, +2 more types`."""
         ranked = sorted(self.unmapped_types.items(), key=lambda item: (-item[1], item[0]))
         shown = ", ".join(f"{name} {n:,}" for name, n in ranked[:SUMMARY_TYPES])
         rest = len(ranked) - SUMMARY_TYPES

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.cli_render import checkpoint_line
 from jobs.alerts import Alert, Alerts
 from jobs.auth0 import Auth0Client, Auth0RequestError, Auth0Unavailable
 from jobs.enrich import enrich
@@ -519,6 +520,10 @@ def test_a_reindex_of_a_tenant_without_logs_hands_over_the_start_of_the_log(
         tenant(empty)
         assert full_export(store, empty, clock)["log_checkpoint"] == "export snapshot"
         assert store.get_checkpoint(CHECKPOINT) == LOG_START
+        status = Runs(store.engine, store, clock=clock).status_document()
+        assert checkpoint_line(status) == (
+            "the start of the Auth0 log (log events applied up to 0 s ago)"
+        )
         enrich(store, client_for(empty), None, clock=clock)
         changes_after_the_export(empty, clock)
 
