@@ -508,6 +508,9 @@ class FakeAuth0:
         self.slow, self.slow_path_prefix = slow, slow_path_prefix
         self.tokens_issued = 0
         self.errors: list[str] = []
+        # Called as (method, path) once an answer is composed and before it is sent: the moment
+        # between Auth0 reading its data and the client receiving it (races with other events).
+        self.on_answer: Callable[[str, str], None] | None = None
         self.jobs: dict[str, _Job] = {}
         self._bucket = _TokenBucket(rate, burst)
         self._tokens: dict[str, _Token] = {}
@@ -601,6 +604,11 @@ class FakeAuth0:
         """Answer the next n matching requests with `status` (None prefix: any /api/v2/ call)."""
         with self.lock:
             self._rules.append(_Rule(n, path_prefix, status=status))
+
+    def clear_failures(self) -> None:
+        """Forget every failure and delay still pending from fail_next / delay_next."""
+        with self.lock:
+            self._rules.clear()
 
     def delay_next(self, n: int, seconds: float, path_prefix: str | None = None) -> None:
         """Hold the next n matching requests for `seconds` before answering."""
@@ -703,6 +711,8 @@ class FakeAuth0:
             with self.lock:
                 self.errors.append(traceback.format_exc())
             reply = _error(500, "fake_auth0 crashed; see fake.errors")
+        if self.on_answer is not None:
+            self.on_answer(req.method, req.path)
         self._record(req, reply, t, wall)
         return reply
 
