@@ -53,6 +53,7 @@ class SyncResult:
     ignored: int = 0
     bad: int = 0
     withheld_numbers: int = 0
+    unknown_enrollments: int = 0  # enrollment deletes whose owner the index does not know
     checkpoint: str | None = None
     first_run: bool = False
     needs_full_sync: bool = False
@@ -67,6 +68,8 @@ class SyncResult:
             "bad_events": self.bad,
             "withheld_numbers": self.withheld_numbers,
         }
+        if self.unknown_enrollments:
+            counts["unknown_enrollments"] = self.unknown_enrollments
         if self.first_run:
             counts["first_run"] = True
         if self.needs_full_sync:
@@ -82,6 +85,12 @@ class SyncResult:
         return (
             f"read {self.events:,} log events in {self.pages:,} pages, "
             f"applied {self.changes:,} changes"
+            + (
+                f"; {self.unknown_enrollments:,} deleted enrollments of accounts the index "
+                "does not know"
+                if self.unknown_enrollments
+                else ""
+            )
             + (f"; {self.bad:,} malformed events skipped" if self.bad else "")
         )
 
@@ -160,7 +169,8 @@ def _apply_page(
     """Apply one page, then store its checkpoint (in that order: at-least-once)."""
     mapped = events_changes(page.events, default_region=default_region)
     if mapped.changes:
-        store.apply(mapped.changes)
+        stats = store.apply(mapped.changes)
+        result.unknown_enrollments += stats.unknown_enrollments
     last = page.events[-1]
     checkpoint = page.next_from or _text(last.get("log_id")) or result.checkpoint
     _save_checkpoint(store, checkpoint, event_date(last) or clock())

@@ -25,7 +25,7 @@ from jobs.enrich import (
 from jobs.exports import UserMapper
 from jobs.ratelimit import RetryPolicy
 from jobs.runs import Runs
-from phoneindex.changes import MfaPhone, PhoneUnlinked, RefetchRequested
+from phoneindex.changes import EnrollmentRemoved, MfaPhone, PhoneUnlinked, RefetchRequested
 from phoneindex.store import Store
 from tests.conftest import T0, Clock
 from tests.fake_auth0 import FakeAuth0, make_method, make_phone_method, make_user
@@ -488,3 +488,122 @@ def test_enrichment_keeps_the_client_at_its_rate(store: Store, clock: Clock) -> 
     # itself runs 5% under the ceiling; benchmarks/bench_sync.py measures the real rate).
     assert fake.sustained_rate(METHODS_PATH) >= 0.65 * 40
     assert stats.rate_limited == 0
+
+
+# --------------------------------------------------------------------------- whole-account re-reads
+
+SMS_ID = "560ebaeef609ee1adaa7c551"
+LINKED_PHONE = "+14155550188"
+
+
+def account_links(store: Store, phone: str) -> dict[str, list[tuple[str, str, str | None]]]:
+    """user_id -> (kind, source, identity) of each link of `phone`."""
+    return {
+        a["user_id"]: [(p["kind"], p["source"], p["identity"]) for p in a["phones"]]
+        for a in store.lookup(phone)["accounts"]
+    }
+
+
+def user_reads(fake: FakeAuth0) -> list[str]:
+    """Paths of the users API called (user objects and authentication methods), in order."""
+    return [r.path for r in fake.requests_for(METHODS_PATH)]
+
+
+def test_a_queued_reread_follows_linking_and_unlinking_of_an_sms_identity(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    maria = make_user("auth0|maria", email="maria@example.com", phone_number="+14155550100")
+    fake.add_user(make_user(f"sms|{SMS_ID}", phone_number=LINKED_PHONE))
+    seed(store, fake, [maria, fake.users[-1]])  # the export: two accounts, one number each
+    # Maria links her SMS login (the log shows a sapi POST .../identities: re-read her).
+    fake.link_accounts("auth0|maria", f"sms|{SMS_ID}")
+    store.apply([RefetchRequested("auth0|maria", T0)])
+    clock.advance(minutes=1)
+
+    linked = enrich(store, client, None, clock=clock)
+
+    assert (linked.accounts, linked.reread, linked.queued) == (1, 1, 1)
+    assert account_links(store, LINKED_PHONE) == {
+        "auth0|maria": [("passwordless", "live", f"sms|{SMS_ID}")],
+        f"sms|{SMS_ID}": [("passwordless", "export", None)],  # until the next export or event
+    }
+    assert account_links(store, "+14155550100") == {"auth0|maria": [("profile", "live", None)]}
+    assert user_reads(fake) == ["/api/v2/users/auth0|maria"]  # no MFA: one call
+    assert store.refetch_queue() == []
+
+    # She unlinks it again (sapi DELETE .../identities/sms/...): the number leaves her account.
+    fake.unlink_account("auth0|maria", "sms", SMS_ID)
+    store.apply([RefetchRequested("auth0|maria", clock() + ONE_S)])
+    clock.advance(minutes=1)
+
+    enrich(store, client, None, clock=clock)
+
+    assert list(account_links(store, LINKED_PHONE)) == [f"sms|{SMS_ID}"]
+    assert list(account_links(store, "+14155550100")) == ["auth0|maria"]
+
+
+def test_a_queued_reread_of_an_mfa_account_reads_its_methods_too(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    alice = mfa_user("auth0|alice", phone_number="+14155550100")
+    fake.auth_methods["auth0|alice"] = [make_phone_method("+14155550111")]
+    seed(store, fake, [alice])
+    enrich(store, client, None, clock=clock)
+    # A Management API write changed her profile number; the event does not say to what.
+    alice["phone_number"] = "+14155550122"
+    store.apply([RefetchRequested("auth0|alice", clock() + ONE_S)])
+    clock.advance(minutes=1)
+    fake.clear_requests()
+
+    result = enrich(store, client, None, clock=clock)
+
+    assert user_reads(fake) == [
+        "/api/v2/users/auth0|alice", "/api/v2/users/auth0|alice/authentication-methods",
+    ]  # fmt: skip
+    assert (result.accounts, result.reread, result.linked) == (1, 1, 1)
+    assert account_links(store, "+14155550100") == {}
+    assert account_links(store, "+14155550122") == {"auth0|alice": [("profile", "live", None)]}
+    assert list(mfa_phones(store, "+14155550111")) == ["auth0|alice"]
+
+
+def test_a_queued_reread_of_an_account_gone_from_auth0_deletes_it(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    seed(store, fake, [make_user("auth0|gone", phone_number="+14155550100")])
+    fake.remove_user("auth0|gone")
+    store.apply([RefetchRequested("auth0|gone", T0)])
+    clock.advance(minutes=1)
+
+    result = enrich(store, client, None, clock=clock)
+
+    assert (result.accounts, result.missing, result.queued) == (0, 1, 1)
+    assert store.account("auth0|gone") is None
+    assert store.lookup("+14155550100")["accounts"] == []
+
+
+def test_an_enrollment_delete_rereads_its_owner_and_an_unknown_one_is_counted(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    fake.auth_methods["auth0|alice"] = [
+        make_phone_method("+14155550111", device_id="dev_Yh3kPq0wZr8sTn2v"),
+        make_phone_method("+14155550112", device_id="dev_B7uLm4xQ9cEe1FaD"),
+    ]
+    seed(store, fake, [mfa_user("auth0|alice"), mfa_user("auth0|bob")])
+    enrich(store, client, None, clock=clock)
+    assert list(mfa_phones(store, "+14155550111")) == ["auth0|alice"]
+    # An admin deletes one enrollment; the log names the enrollment, not its owner.
+    fake.remove_authenticator("auth0|alice", "dev_Yh3kPq0wZr8sTn2v")
+    stats = store.apply([
+        EnrollmentRemoved("dev_Yh3kPq0wZr8sTn2v", clock() + ONE_S),
+        EnrollmentRemoved("dev_NotInTheIndex00", clock() + ONE_S),
+    ])  # fmt: skip
+    assert (stats.refetches, stats.unknown_enrollments) == (1, 1)
+    clock.advance(minutes=1)
+    fake.clear_requests()
+
+    result = enrich(store, client, None, clock=clock)
+
+    assert (result.accounts, result.reread) == (1, 1)
+    assert "auth0|bob" not in " ".join(user_reads(fake))
+    assert mfa_phones(store, "+14155550111") == {}
+    assert list(mfa_phones(store, "+14155550112")) == ["auth0|alice"]
