@@ -44,6 +44,8 @@ from phoneindex.changes import (
     Method,
     MfaPhone,
     MfaPhonesReplaced,
+    PhoneLinked,
+    ProfilePhone,
     ProfilePhonesReplaced,
     RefetchRequested,
     Source,
@@ -196,9 +198,11 @@ def read_account(
         seen, phones = mapper.read(user)
         if seen.user_id != user_id:
             raise ValueError("user_id differs from the one asked for")
-        profile = ProfilePhonesReplaced(user_id, tuple(phones), observed_at, source)
+        profile = profile_changes(
+            user_id, phones, observed_at, source, complete=not mapper.unusable_numbers
+        )
         if not (seen.multifactor or had_mfa):
-            return AccountRead((seen, profile), unusable=mapper.unusable_numbers)
+            return AccountRead((seen, *profile), unusable=mapper.unusable_numbers)
         methods = client.get_authentication_methods(user_id, priority=priority)
     except Auth0NotFound:
         return AccountRead((AccountDeleted(user_id, observed_at),), deleted=True)
@@ -206,7 +210,23 @@ def read_account(
     key = mfa_key(seen.multifactor, seen.multifactor_last_modified)
     mfa = _replaced(user_id, read, observed_at, key, mfa_source)
     return AccountRead(
-        (seen, profile, mfa), mfa=mfa, unusable=mapper.unusable_numbers + read.unusable
+        (seen, *profile, mfa), mfa=mfa, unusable=mapper.unusable_numbers + read.unusable
+    )
+
+
+def profile_changes(
+    user_id: str, phones: list[ProfilePhone], at: datetime, source: Source, *, complete: bool
+) -> tuple[Change, ...]:
+    """The user object's numbers: the complete set, or (one was unusable) only those we read.
+
+    A number we could not read (e.g. national format, no default region) may be one the index
+    knows: without the complete set, nothing is unlinked.
+    """
+    if complete:
+        return (ProfilePhonesReplaced(user_id, tuple(phones), at, source),)
+    return tuple(
+        PhoneLinked(user_id, p.phone, p.kind, source, at, None, p.confirmed, p.identity)
+        for p in phones
     )
 
 

@@ -21,9 +21,9 @@ from jobs.auth0 import (
     Auth0RateLimited,
     Auth0Unavailable,
 )
-from jobs.enrich import read_account
+from jobs.enrich import profile_changes, read_account
 from jobs.exports import UserMapper
-from phoneindex.changes import Change, ProfilePhonesReplaced
+from phoneindex.changes import Change
 from phoneindex.numbers import last4
 from phoneindex.store import Store, iso, utcnow
 
@@ -121,6 +121,7 @@ def live_search(
         check.failed(exc)
         users = []
     for user in users:
+        unusable = mapper.unusable_numbers
         try:
             seen, phones = mapper.read(user)
         except ValueError as exc:
@@ -128,8 +129,9 @@ def live_search(
             continue
         # Search is eventually consistent: a hit may have changed its number since.
         if any(p.phone == phone for p in phones):
-            profile = ProfilePhonesReplaced(seen.user_id, tuple(phones), check.checked_at, "live")
-            changes += [seen, profile]
+            complete = mapper.unusable_numbers == unusable
+            at = check.checked_at
+            changes += [seen, *profile_changes(seen.user_id, phones, at, "live", complete=complete)]
             check.checked += 1
     return _finish(store, phone, query, changes, check, "live search")
 

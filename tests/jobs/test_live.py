@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from jobs.auth0 import Auth0AuthError, Auth0Client
+from jobs.exports import UserMapper
 from jobs.live import live_lookup, live_search
 from jobs.ratelimit import RetryPolicy
 from phoneindex.changes import MfaPhone, MfaPhonesReplaced
@@ -263,3 +264,20 @@ def test_live_search_takes_a_hit_whole_with_its_linked_identities(
     assert links(store, THIRD) == {"auth0|frank": [("passwordless", "live", f"sms|{SMS_ID}")]}
     assert links(store, OTHER) == {}
     assert doc["live"]["checked"] == 1
+
+
+def test_a_number_the_check_cannot_read_is_not_taken_for_gone(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    # A profile number kept in national format; the import read it with its default region.
+    frank = make_user("auth0|frank", phone_number="(415) 555-0100")
+    fake.add_user(frank)
+    store.apply(UserMapper(SEEN_AT, "US").changes(frank))
+    fake.add_user(make_user(f"sms|{SMS_ID}", phone_number=THIRD))
+    fake.link_accounts("auth0|frank", f"sms|{SMS_ID}")
+    clock.advance(minutes=1)
+
+    live_lookup(store, client, PHONE, clock=clock)  # no default region here
+
+    assert links(store, PHONE) == {"auth0|frank": [("profile", "export", None)]}
+    assert links(store, THIRD) == {"auth0|frank": [("passwordless", "live", f"sms|{SMS_ID}")]}
