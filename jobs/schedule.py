@@ -245,6 +245,7 @@ def enrich_now(
                 alerts=deps.alerts,
                 progress=progress,
                 should_stop=should_stop,
+                default_region=deps.settings.default_region,
             )
             run.counts.update(result.counts())
         outcome.summary = result.summary()
