@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -80,6 +80,9 @@ class Deps:
     enrich_slice: timedelta = ENRICH_SLICE
     # Called with the run document after each full sync the scheduler ran (Slack reports it).
     on_full_sync_end: Callable[[dict[str, Any]], None] | None = None
+    # This process's latest refusal of an actor, audit row written or not (the lookup surfaces
+    # set it when they run in the scheduler's process): see jobs.limits.close_finished.
+    recent_refusal: Callable[[str], datetime | None] | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
     _client: Auth0Client | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
