@@ -117,8 +117,8 @@ def reindex(
         def on_import(done: int, total: int) -> None:
             # SQLite: the import's own transaction carries the heartbeat (see Runs.renew), so
             # the lease is fresh the moment the import commits, however long it took.
-            beat()
             report("import", done, total)
+            beat()
 
         result = import_export(
             store, path, default_region=default_region, observed_at=observed_at, progress=on_import
