@@ -165,7 +165,8 @@ def queue_first_full_sync(deps: Deps) -> Queued | None:
     except (WhoisError, SQLAlchemyError) as exc:
         log.warning("could not queue the first full sync: %s", exc)
         return None
-    log.info("no full sync from Auth0 yet: run %s queued to start now", queued.id)
+    if queued.created:
+        log.info("no full sync from Auth0 yet: run %s queued to start now", queued.id)
     return queued
 
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from phoneindex.db import open_database
 from phoneindex.settings import load_settings
 from phoneindex.store import Store
 from tests.bot.slack_workspace import import_sample, serving
+from tests.bot.test_cli import SAMPLE, run
 
 UNREACHABLE_PG = "postgresql://postgres@127.0.0.1:1/mfa_whois"
 
@@ -34,6 +36,22 @@ def test_healthz_answers_ok_with_the_index_freshness(tmp_path: Path) -> None:
     assert body["status"] == "ok" and body["stale"] is False
     assert body["last_full_sync"].endswith("Z") and body["last_update"].endswith("Z")
     assert slack.status_code == 404  # Slack not configured: no route
+    store.engine.dispose()
+
+
+def test_healthz_says_when_the_last_full_sync_came_from_an_old_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'index.db'}"
+    old = tmp_path / "users-export.ndjson"
+    shutil.copy(SAMPLE, old)
+    week_ago = (datetime.now(UTC) - timedelta(days=7)).replace(microsecond=0)
+    os.utime(old, (week_ago.timestamp(), week_ago.timestamp()))
+    assert run(["import", str(old)], tmp_path, DATABASE_URL=url).returncode == 0
+    store = Store(open_database(url))
+    with serving(create_app(load_settings(database_url=url), store=store)) as http:
+        body = http.get("/healthz").json()
+    assert body["last_full_sync"] == week_ago.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert body["last_full_sync_source"] == "file:users-export.ndjson"
+    assert body["stale"] is True  # the import ran just now; its data is a week old
     store.engine.dispose()
 
 

@@ -99,15 +99,15 @@ class Env:
         return [a["user_id"] for a in self.store.lookup(phone)["accounts"]]
 
 
-def client_for(fake: FakeAuth0) -> Auth0Client:
+def client_for(fake: FakeAuth0, *, max_rps: float = 50) -> Auth0Client:
     retry = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.01)
     return Auth0Client(
         fake.base_url,
         fake.client_id,
         fake.client_secret,
         audience=fake.audience,
-        max_rps=50,
-        burst=10,
+        max_rps=max_rps,
+        burst=min(10, int(max_rps)),
         retry=retry,
     )
 

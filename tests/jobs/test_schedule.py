@@ -19,27 +19,31 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import text
 
 from jobs.auth0 import Auth0Client
+from jobs.enrich import EnrichResult
 from jobs.runs import RunHandle
 from jobs.schedule import (
     Deps,
     build_scheduler,
     cron_trigger,
+    enrich_in_slices,
     enrich_job,
     full_sync_job,
     log_sync_job,
     queued_runs_job,
     run_clock,
+    run_full_sync,
     stale_check_job,
 )
 from phoneindex.db import open_database
 from phoneindex.errors import ConfigError
 from phoneindex.store import Store
 from tests.conftest import Clock
-from tests.fake_auth0 import FakeAuth0
+from tests.fake_auth0 import FakeAuth0, make_phone_method, make_user
 from tests.jobs.test_alerts import write_locked
-from tests.jobs.test_reindex import SMS_NUMBER, Env, tenant_users
+from tests.jobs.test_reindex import SMS_NUMBER, Env, client_for, tenant_users
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -361,3 +365,47 @@ def test_the_clock_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     rest = proc.communicate(timeout=20)[1]
     assert proc.returncode == 0, "".join(lines) + rest
     assert "scheduler stopped" in rest and "Traceback" not in rest
+
+
+def test_a_reindex_enriches_in_slices_and_log_syncs_take_turns(store: Store, clock: Clock) -> None:
+    users = [make_user(f"auth0|slice{i:03d}", multifactor=["guardian"]) for i in range(40)]
+    methods = {u["user_id"]: [make_phone_method(f"+1415555{i:04d}")] for i, u in enumerate(users)}
+    with FakeAuth0(users=users, auth_methods=methods, export_polls_to_complete=1) as fake:
+        env = Env(fake, store, clock)
+        reindexing = Deps(
+            env.settings,
+            store,
+            env.runs,
+            env.alerts,
+            lambda: client_for(fake, max_rps=20),  # 40 reads take 2 s
+            export_poll_seconds=0.01,
+            enrich_slice=timedelta(milliseconds=300),
+            slice_pause=timedelta(milliseconds=200),
+        )
+        scheduler = Deps(env.settings, store, env.runs, env.alerts, env.client, turn_poll=0.02)
+        full = run_full_sync(reindexing, "cli", enrich=False)  # what `mfa-whois reindex` does
+        seen: list[tuple[int, int]] = []
+        outcome: list[tuple[EnrichResult, int]] = []
+        worker = threading.Thread(
+            target=lambda: outcome.append(
+                enrich_in_slices(reindexing, "cli", progress=lambda d, t: seen.append((d, t)))
+            )
+        )
+        worker.start()
+        while worker.is_alive():
+            log_sync_job(scheduler)  # the scheduler's log pulls, one after another
+            time.sleep(0.05)
+        reindexing.close()
+        scheduler.close()
+
+    enriched, slices = outcome[0]
+    assert enriched.complete and enriched.accounts == 40 and slices >= 2
+    assert full.imported.users == 40
+    with store.engine.connect() as conn:
+        kinds = [k for (k,) in conn.execute(text("SELECT kind FROM sync_run ORDER BY id"))]
+    enrich_at = [i for i, kind in enumerate(kinds) if kind == "enrich"]
+    between = kinds[enrich_at[0] : enrich_at[-1]]
+    assert "incremental" in between  # a log sync held the lease between two slices
+    assert all(k in ("enrich", "incremental") for k in between)
+    assert seen[-1][0] == 40 and all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False))
+    assert env.inbox.sent == []
