@@ -9,13 +9,14 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 from bot.web import create_app
-from phoneindex.db import open_database
+from phoneindex.db import PG_MAX_OVERFLOW, PG_POOL_SIZE, PG_POOL_TIMEOUT_S, open_database
 from phoneindex.settings import load_settings
 from phoneindex.store import Store
 from tests.bot.slack_workspace import import_sample, serving
@@ -99,3 +100,26 @@ def test_serve_runs_the_service_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0, stderr
     assert "scheduler not started: AUTH0_DOMAIN is not set" in stderr
     assert "Slack off" in stderr and "scheduler off" in stderr
+
+
+def test_serve_on_postgresql_has_room_for_lookups_and_the_scheduler(pg_url: str) -> None:
+    store = Store(open_database(pg_url))
+    engine = store.engine
+    assert engine.pool.size() == PG_POOL_SIZE and PG_POOL_SIZE + PG_MAX_OVERFLOW >= 20
+    held = [engine.connect() for _ in range(5)]  # the in-process scheduler's 5 job threads
+    try:
+        with serving(create_app(load_settings(database_url=pg_url), store=store)) as http:
+            started = time.monotonic()
+            with ThreadPoolExecutor(25) as pool:  # a burst of 50 requests at once
+                codes = list(pool.map(lambda _: http.get("/healthz").status_code, range(50)))
+            assert codes == [200] * 50 and time.monotonic() - started < 5
+            held += [engine.connect() for _ in range(PG_POOL_SIZE + PG_MAX_OVERFLOW - 5)]
+            started = time.monotonic()
+            exhausted = http.get("/healthz", timeout=30)
+            waited = time.monotonic() - started
+        assert exhausted.status_code == 503  # every connection taken: a quick, clear answer
+        assert waited < PG_POOL_TIMEOUT_S + 3
+    finally:
+        for conn in held:
+            conn.close()
+        engine.dispose()
