@@ -331,6 +331,7 @@ def enrich_in_slices(
     this waits. Returns the combined result and how many slices (enrich runs) it took.
     """
     results: list[EnrichResult] = []
+    waiting_for: str | None = None
     while True:
         before = sum(r.accounts + r.missing for r in results)
         report = _offset(progress, before) if progress is not None else None
@@ -339,9 +340,12 @@ def enrich_in_slices(
                 deps, requested_by, everything=everything, progress=report, budget=deps.enrich_slice
             )
         except AlreadyRunning as exc:
-            log.info("MFA enrichment waits for its turn: %s", exc)
+            if str(exc) != waiting_for:  # once per writer waited for, not every poll
+                waiting_for = str(exc)
+                log.info("MFA enrichment waits for its turn: %s", exc)
             deps.sleep(deps.turn_poll)
             continue
+        waiting_for = None
         results.append(result)
         if result.complete:
             return _combined(results), len(results)

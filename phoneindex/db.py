@@ -115,7 +115,11 @@ def held_writer(engine: Engine) -> Connection | None:
     A small write made by the same thread during that transaction (a lease heartbeat) must go
     through it: another connection would wait on this thread's own lock.
     """
-    return _writers().get(engine)
+    conn = _writers().get(engine)
+    if conn is not None and (conn.closed or not conn.in_transaction()):
+        del _writers()[engine]  # ended without a commit/rollback event (closed, invalidated)
+        return None
+    return conn
 
 
 def writer(conn: Connection) -> Connection:
