@@ -456,6 +456,8 @@ def _slack_context(c: Context, embedded: _Embedded | None) -> SlackContext:
     )
     if deps is not None:  # the scheduler reports the runs admins asked for as soon as they end
         deps.on_full_sync_end = slack.reporter.on_full_sync_end
+        # and ends over-limit incidents knowing the refusals still waiting to be written
+        deps.recent_refusal = slack.answers.trail.recent_refusal
     return slack
 
 

@@ -85,6 +85,7 @@ def test_one_alert_per_incident_and_one_recovery_when_the_hour_is_over(
     with open_workspace(store, MFA_WHOIS_AGENT_LOOKUPS_PER_HOUR=2) as ws:
         answers = ws.ctx.answers
         deps = Deps(ws.ctx.settings, store, answers.runs, answers.alerts, no_auth0)
+        deps.recent_refusal = answers.trail.recent_refusal
 
         def channel() -> list[str]:
             ws.settle()
