@@ -6,7 +6,9 @@ change). An account queued for a re-read (`RefetchRequested`: an event said some
 without saying what) is read whole: `GET /api/v2/users/{id}` (profile, root number, linked
 identities, `multifactor`) and, when it has MFA, its authentication methods; a 404 deletes it.
 A read is stamped before its first call, so an event that happens while Auth0 answers wins.
-One account whose reads keep failing is skipped (and queued again), never a wall for the rest.
+One account whose reads keep failing is skipped, never a wall for the rest: each failed read
+puts it at the back of the re-read queue with a backoff (READ_RETRY_FIRST, doubling up to
+READ_RETRY_MAX), and only failures that say Auth0 as a whole is unavailable stop a run.
 
 Reads run on a few worker threads so enrichment keeps the client's pacer busy (Auth0 answers in
 100-300 ms; one thread alone would send far below MFA_WHOIS_AUTH0_MAX_RPS). Results are applied
@@ -52,7 +54,7 @@ from phoneindex.changes import (
     mfa_key,
 )
 from phoneindex.numbers import is_masked, to_e164_or_none
-from phoneindex.store import EnrichTarget, Store, utcnow
+from phoneindex.store import READ_FAILURES_SHOWN, EnrichTarget, Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +65,11 @@ PHONE_TYPES = frozenset({"phone", "sms", "voice"})  # "sms"/"voice": older Guard
 HEARTBEAT_EVERY = timedelta(seconds=20)
 QUEUE_EVERY = timedelta(seconds=15)
 _WAIT_SLICE = 5.0  # seconds; heartbeats continue while a read waits on the pacer
-# Failures of one account (its data, or Auth0 failing on it); others stop the run at once.
+# Failures of one account's read (its data, or Auth0 failing on it): the account waits a
+# backoff. The others (credentials, rate limit after every retry) stop the run at once.
 ACCOUNT_FAILURES = (Auth0RequestError, Auth0ResponseError, Auth0Unavailable, ValueError)
-# This many failed reads in a row is Auth0 in trouble, not one account: stop the run.
+# This many reads in a row that found Auth0 unavailable (5xx, timeouts, no connection) is Auth0
+# in trouble, not one account: stop the run. A 4xx or an unreadable body is the account's own.
 FAILURES_IN_A_ROW = 3
 
 # User-facing words (alerts) in one place.
@@ -244,7 +248,8 @@ class EnrichResult:
     masked: int = 0  # numbers Auth0 returned masked (not indexed)
     unusable: int = 0  # numbers that are not usable phone numbers
     missing: int = 0  # accounts Auth0 no longer has (404): removed from the index
-    errors: int = 0  # reads that failed (the account is queued to be read again)
+    errors: int = 0  # reads that failed (the account is read again after a backoff)
+    failing: int = 0  # of `errors`, accounts whose reads failed READ_FAILURES_SHOWN+ times in a row
     queued: int = 0  # of `accounts` + `missing` + `errors`, served from the re-read queue
     complete: bool = False  # the walk reached its end (not stopped, not failed)
 
@@ -253,7 +258,8 @@ class EnrichResult:
         return {
             "accounts": self.accounts, "reread": self.reread, "linked": self.linked,
             "unlinked": self.unlinked, "masked": self.masked, "unusable": self.unusable,
-            "missing": self.missing, "errors": self.errors, "queued": self.queued,
+            "missing": self.missing, "errors": self.errors, "failing": self.failing,
+            "queued": self.queued,
         }  # fmt: skip
 
     def summary(self) -> str:
@@ -264,7 +270,12 @@ class EnrichResult:
             f"{self.missing:,} accounts gone from Auth0 removed"
         )
         if self.errors:
-            line += f"; {self.errors:,} reads failed (queued to be read again)"
+            line += f"; {self.errors:,} reads failed (each tried again after a backoff)"
+        if self.failing:
+            line += (
+                f"; {self.failing:,} accounts failed {READ_FAILURES_SHOWN}+ reads in a row "
+                "(see mfa-whois status and the log)"
+            )
         if self.masked:
             line += f"; {self.masked:,} masked numbers not indexed (set {MASKED_FLAG})"
         if self.unusable:
@@ -368,8 +379,7 @@ class _Pipeline:
         except Auth0NotFound:
             return _Read(target, (AccountDeleted(user_id, at),), walked, deleted=True)
         except ACCOUNT_FAILURES as exc:
-            log.warning("enrich: reading an account failed, queued again: %s", exc)
-            return _Read(target, (RefetchRequested(user_id, at),), walked, failed=exc)
+            return _Read(target, (RefetchRequested(user_id, at, failed=True),), walked, failed=exc)
         read = read_phones(methods)
         change = _replaced(user_id, read, at, target.mfa_key, "authenticators")
         return _Read(target, (change,), walked, mfa=change, unusable=read.unusable)
@@ -394,8 +404,12 @@ class _Pipeline:
         self._heartbeat()
 
     def _trip(self, failed: Exception | None) -> None:
-        """Raise after FAILURES_IN_A_ROW Auth0 failures: one bad account is skipped, not more."""
-        if not isinstance(failed, Auth0Error):
+        """Raise after FAILURES_IN_A_ROW reads in a row found Auth0 unavailable.
+
+        A 4xx or an unreadable answer is about one account (Auth0 answered): it is skipped and
+        does not count, however many such accounts come in a row.
+        """
+        if not isinstance(failed, Auth0Unavailable):
             self.failures_in_row = 0
             return
         self.failures_in_row += 1
@@ -422,6 +436,7 @@ class _Pipeline:
             result.unusable += r.unusable
             if r.failed is not None:
                 result.errors += 1
+                result.failing += _note_failure(r.target, r.failed)
             elif r.deleted:
                 result.missing += 1
             else:
@@ -458,6 +473,19 @@ class _Pipeline:
             self.progress(self.done, max(self.total, self.done))
 
 
+def _note_failure(target: EnrichTarget, failed: Exception) -> bool:
+    """Log a failed read; True when the account has now failed READ_FAILURES_SHOWN+ in a row."""
+    failures = target.read_failures + 1
+    if failures < READ_FAILURES_SHOWN:
+        log.info("enrich: reading %s failed, tried again later: %s", target.user_id, failed)
+        return False
+    log.warning(
+        "enrich: reading %s failed %d times in a row, tried again later: %s",
+        target.user_id, failures, failed,
+    )  # fmt: skip
+    return True
+
+
 def _targets(
     store: Store,
     *,
@@ -472,17 +500,20 @@ def _targets(
 
     def queued() -> Iterator[tuple[EnrichTarget, bool]]:
         nonlocal due
-        if clock() < due:
+        now = clock()
+        if now < due:
             return
-        due = clock() + QUEUE_EVERY
-        for target in store.refetch_queue(page_size):
+        due = now + QUEUE_EVERY
+        for target in store.refetch_queue(page_size, due_at=now):
             if target.user_id not in served:  # once per run, even if the request stays
                 served.add(target.user_id)
                 yield target, False
 
     while True:
         yield from queued()
-        page = store.enrich_candidates(after=after, limit=page_size, everything=everything)
+        page = store.enrich_candidates(
+            after=after, limit=page_size, everything=everything, due_at=clock()
+        )
         for target in page:
             yield from queued()
             if target.user_id not in served:  # read from the queue already (counted there)
@@ -519,15 +550,17 @@ def enrich(
 
     Queued re-reads go first, each account read whole. With `everything`, an interrupted run
     continues after the last account applied unless `restart`. A read that fails for one
-    account is counted and queued again; FAILURES_IN_A_ROW of them, or an Auth0 failure that
+    account is counted and the account waits a backoff (accounts waiting are not due);
+    FAILURES_IN_A_ROW reads in a row that find Auth0 unavailable, or an Auth0 failure that
     concerns every call (credentials, rate limit), stop the run after applying what was read.
     """
     after = None if not everything or restart else store.get_checkpoint(ALL_CURSOR)
     if after is not None:
         log.info("enrich --all continues after an interrupted run")
+    total = store.count_enrich_candidates(everything=everything, due_at=clock())
     pipeline = _Pipeline(
         store, client, clock=clock, batch_size=batch_size, workers=workers, run=run,
-        progress=progress, total=store.count_enrich_candidates(everything=everything),
+        progress=progress, total=total,
         cursor=ALL_CURSOR if everything else None, default_region=default_region,
     )  # fmt: skip
     targets = _targets(store, everything=everything, after=after, page_size=page_size, clock=clock)

@@ -302,6 +302,7 @@ def enrich_now(
                 progress=progress,
                 should_stop=should_stop,
                 default_region=deps.settings.default_region,
+                clock=deps.store.clock,
             )
             run.counts.update(result.counts())
         outcome.summary = result.summary()
@@ -318,8 +319,9 @@ def enrich_job(deps: Deps) -> None:
         if queued is not None:
             log.info("%s: waiting for queued full sync run %s", JOB_ENRICH, queued["id"])
             return
-        if not deps.store.enrich_candidates(limit=1):
-            return  # nothing due: no lease, no run record
+        # Nothing due (accounts waiting out a failed read's backoff are not): no lease, no run.
+        if not deps.store.enrich_candidates(limit=1, due_at=deps.store.clock()):
+            return
         enrich_now(deps, SCHEDULER, budget=deps.enrich_slice)
 
 

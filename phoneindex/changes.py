@@ -114,10 +114,15 @@ class ProfilePhonesReplaced(NamedTuple):
 
 
 class RefetchRequested(NamedTuple):
-    """Something changed in the account that no event described fully: re-read the account."""
+    """Something changed in the account that no event described fully: re-read the account.
+
+    `failed`: a read of the account stamped at `observed_at` failed; the store counts it and
+    keeps the account out of the queue for a backoff that grows with each failure in a row.
+    """
 
     user_id: str
     observed_at: datetime
+    failed: bool = False
 
 
 class EnrollmentRemoved(NamedTuple):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, String, Text
+from sqlalchemy import Column, DateTime, Index, Integer, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
@@ -78,6 +78,15 @@ class Account(SQLModel, table=True):
     mfa_masked: int = 0
     refetch_requested_at: datetime | None = _ts(index=True)
     updated_at: datetime = _ts(nullable=False)
+    # The re-read queue: `refetch_requested_at` is the earliest request still unanswered (the
+    # account's place in the queue), `refetch_latest_at` the latest; only a read stamped at or
+    # after the latest answers them. (Added in 0003, hence after `updated_at`.)
+    refetch_latest_at: datetime | None = _ts()
+    # Reads of this account that failed in a row, and when the next may be tried (backoff).
+    read_failures: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    read_retry_at: datetime | None = _ts()
 
 
 class PhoneLink(SQLModel, table=True):

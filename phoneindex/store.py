@@ -32,7 +32,7 @@ from phoneindex.changes import (
     mfa_key,
 )
 from phoneindex.db import truncate_wal, upsert_insert, writer
-from phoneindex.models import EPOCH, account_table, checkpoint_table, link_table
+from phoneindex.models import EPOCH, UTCDateTime, account_table, checkpoint_table, link_table
 
 A = account_table.c
 L = link_table.c
@@ -45,6 +45,11 @@ FRESHNESS_TTL = 1.0  # seconds
 IMPORT_CACHE_KIB = 131_072  # 128 MiB: an import stays well under 300 MB resident
 KIND_ORDER = {"mfa": 0, "passwordless": 1, "profile": 2}
 PROFILE_KINDS = ("passwordless", "profile")
+# A failed read of an account: not tried again before READ_RETRY_FIRST, doubling with each
+# failure in a row up to READ_RETRY_MAX. From READ_FAILURES_SHOWN in a row, `status` counts it.
+READ_RETRY_FIRST = timedelta(minutes=15)
+READ_RETRY_MAX = timedelta(hours=24)
+READ_FAILURES_SHOWN = 3
 _PROFILE = ("email", "name", "connection", "blocked", "created_at", "last_login", "logins_count")
 _PROFILE_COLUMNS = (
     *_PROFILE, "multifactor", "multifactor_last_modified", "mfa_key", "observed_at",
@@ -84,6 +89,7 @@ class EnrichTarget:
     mfa_key: str
     refetch_requested_at: datetime | None
     has_mfa: bool = False
+    read_failures: int = 0  # reads of the account that failed in a row so far
 
 
 @dataclass
@@ -97,6 +103,7 @@ class ApplyStats:
     mfa_reads: int = 0
     masked: int = 0
     refetches: int = 0
+    read_failures: int = 0  # failed reads recorded (each delays the account's next read)
     accounts_removed: int = 0
     links_removed: int = 0
     profile_reads: int = 0  # user objects read whole (live checks, re-reads)
@@ -207,7 +214,9 @@ class Store:
         links: dict[tuple[str, str, str], PhoneLinked | PhoneUnlinked] = {}
         reads: dict[str, MfaPhonesReplaced] = {}
         profiles: dict[str, ProfilePhonesReplaced] = {}
-        refetch: dict[str, RefetchRequested] = {}
+        refetch: dict[str, RefetchRequested] = {}  # the earliest request per account
+        refetch_last: dict[str, RefetchRequested] = {}  # and the latest
+        failed: dict[str, RefetchRequested] = {}
         enrollments: list[EnrollmentRemoved] = []
         for change in batch:
             if isinstance(change, PhoneLinked | PhoneUnlinked):
@@ -222,6 +231,9 @@ class Store:
                 _keep_latest(deleted, change.user_id, change)
             elif isinstance(change, RefetchRequested):
                 _keep_latest(refetch, change.user_id, change, earliest=True)
+                _keep_latest(refetch_last, change.user_id, change)
+                if change.failed:
+                    _keep_latest(failed, change.user_id, change)
             elif isinstance(change, EnrollmentRemoved):
                 enrollments.append(change)
         now = self.clock()
@@ -239,8 +251,13 @@ class Store:
             self._replace_mfa(conn, read, now, stats)
         for owner in self._enrollment_owners(conn, enrollments, stats):
             _keep_latest(refetch, owner.user_id, owner, earliest=True)
+            _keep_latest(refetch_last, owner.user_id, owner)
+        self._reset_failures(conn, {*reads, *profiles})
         if refetch:
-            self._request_refetch(conn, refetch.values(), stats)
+            requests = [(c, refetch_last[u]) for u, c in refetch.items()]
+            self._request_refetch(conn, requests, stats)
+        if failed:
+            self._record_failures(conn, failed.values(), stats)
         self._answer_refetch(conn, {*seen, *reads, *profiles}, now)
 
     def _upsert_accounts(
@@ -429,31 +446,98 @@ class Store:
         return [RefetchRequested(user, wanted[aid].observed_at) for aid, user in found]
 
     def _request_refetch(
-        self, conn: Connection, changes: Iterable[RefetchRequested], stats: ApplyStats
+        self,
+        conn: Connection,
+        requests: list[tuple[RefetchRequested, RefetchRequested]],
+        stats: ApplyStats,
     ) -> None:
-        at = _bind("observed_at")
+        """Queue re-reads: (earliest, latest) request per account in this batch.
+
+        The account keeps its place by its earliest unanswered request and remembers the latest,
+        so a read that started before a newer request does not answer it (see _answer_refetch).
+        """
+        first = bindparam("b_first", type_=UTCDateTime())
+        last = bindparam("b_last", type_=UTCDateTime())
+        # A read after the earliest request answered that one: the place comes from the latest.
+        place = case((_read_since(first), last), else_=first)
+        known = func.coalesce(A.refetch_latest_at, A.refetch_requested_at)
         stmt = (
             update(account_table)
             .where(
                 A.user_id == _bind("user_id"),
-                or_(A.refetch_requested_at.is_(None), A.refetch_requested_at > at),
-                not_(_read_since(at)),  # a re-read after the request already answered it
+                not_(_read_since(last)),  # a re-read after the request already answered it
             )
-            .values(refetch_requested_at=at)
+            .values(
+                refetch_requested_at=case(
+                    (or_(A.refetch_requested_at.is_(None), A.refetch_requested_at > place), place),
+                    else_=A.refetch_requested_at,
+                ),
+                refetch_latest_at=case((or_(known.is_(None), known < last), last), else_=known),
+            )
         )
-        rows = [{"b_user_id": c.user_id, "b_observed_at": c.observed_at} for c in changes]
+        rows = [
+            {"b_user_id": a.user_id, "b_first": a.observed_at, "b_last": b.observed_at}
+            for a, b in requests
+        ]
         stats.refetches += len(rows)
         conn.execute(stmt, rows)
 
+    def _record_failures(
+        self, conn: Connection, failures: Iterable[RefetchRequested], stats: ApplyStats
+    ) -> None:
+        """Count failed reads in a row; each moves the account's next read back (backoff)."""
+        by_user = {c.user_id: c for c in failures}
+        counts: dict[str, int] = dict(
+            conn.execute(
+                select(A.user_id, A.read_failures).where(A.user_id.in_(list(by_user)))
+            ).all()
+        )  # fmt: skip
+        at = bindparam("b_at", type_=UTCDateTime())
+        stmt = (
+            update(account_table)
+            .where(A.user_id == _bind("user_id"), not_(_read_since(at)))
+            .values(
+                read_failures=_bind("failures"),
+                read_retry_at=bindparam("b_retry_at", type_=UTCDateTime()),
+            )
+        )
+        rows = []
+        for user_id, change in by_user.items():
+            if user_id not in counts:
+                continue  # not in the index (the read's account was never seen)
+            failures_now = int(counts[user_id] or 0) + 1
+            rows.append(
+                {"b_user_id": user_id, "b_at": change.observed_at, "b_failures": failures_now}
+                | {"b_retry_at": change.observed_at + retry_after(failures_now)}
+            )
+        if rows:
+            conn.execute(stmt, rows)
+            stats.read_failures += len(rows)
+
+    def _reset_failures(self, conn: Connection, user_ids: set[str]) -> None:
+        """A read that succeeded ends the account's run of failures and its backoff."""
+        if user_ids:
+            conn.execute(
+                update(account_table)
+                .where(A.user_id.in_(user_ids), A.read_failures != 0)
+                .values(read_failures=0, read_retry_at=None)
+            )
+
     def _answer_refetch(self, conn: Connection, user_ids: set[str], now: datetime) -> None:
-        """Clear queued re-reads that the reads applied so far answer (profile and MFA)."""
+        """Clear queued re-reads that the reads applied so far answer (profile and MFA).
+
+        Only a read stamped at or after the latest request answers the queue entry: a request
+        that arrived while an older read was in flight stays queued, in its earliest place.
+        """
         if not user_ids:
             return
-        pending = A.refetch_requested_at
+        latest = func.coalesce(A.refetch_latest_at, A.refetch_requested_at)
         conn.execute(
             update(account_table)
-            .where(A.user_id.in_(user_ids), pending.is_not(None), _read_since(pending))
-            .values(refetch_requested_at=None, updated_at=now)
+            .where(
+                A.user_id.in_(user_ids), A.refetch_requested_at.is_not(None), _read_since(latest)
+            )
+            .values(refetch_requested_at=None, refetch_latest_at=None, updated_at=now)
         )
 
     def _sweep(self, conn: Connection, snapshot_at: datetime, stats: ApplyStats) -> None:
@@ -596,7 +680,7 @@ class Store:
         }
 
     def summary(self) -> dict[str, Any]:
-        """Index size: accounts, distinct numbers by kind, masked MFA numbers."""
+        """Index size: accounts, numbers by kind, masked MFA numbers, accounts failing reads."""
         live = A.deleted_at.is_(None)
         with self.engine.connect() as conn:
             accounts = conn.execute(
@@ -610,45 +694,74 @@ class Store:
                 .group_by(L.kind)
             ).all()
             masked_total = int(masked.scalar_one())
+            failing = conn.execute(
+                select(func.count())
+                .select_from(account_table)
+                .where(live, A.read_failures >= READ_FAILURES_SHOWN)
+            ).scalar_one()
         numbers = {"mfa": 0, "passwordless": 0, "profile": 0} | {k: int(n) for k, n in by_kind}
-        return {"accounts": int(accounts), "numbers": numbers, "masked_mfa_numbers": masked_total}
+        return {
+            "accounts": int(accounts), "numbers": numbers, "masked_mfa_numbers": masked_total,
+            "failing_reads": int(failing),
+        }  # fmt: skip
 
     def enrich_candidates(
-        self, *, after: str | None = None, limit: int = 500, everything: bool = False
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 500,
+        everything: bool = False,
+        due_at: datetime | None = None,
     ) -> list[EnrichTarget]:
         """Accounts whose MFA numbers must be read, in user id order after `after`.
 
         By default: accounts with a queued re-fetch, and accounts whose MFA state changed since
-        their numbers were last read (MFA added, changed or removed). With `everything`: every
-        account that has or had MFA.
+        their numbers were last read (MFA added, changed or removed); with `due_at`, without
+        those whose last reads failed and whose retry time comes later. With `everything`:
+        every account that has or had MFA.
         """
         stmt = (
             select(*_TARGET)
-            .where(*_enrich_filter(after, everything))
+            .where(*_enrich_filter(after, everything, due_at))
             .order_by(A.user_id)
             .limit(limit)
         )
         return self._targets(stmt)
 
-    def refetch_queue(self, limit: int = 100) -> list[EnrichTarget]:
-        """Accounts with a queued re-read, oldest request first."""
+    def refetch_queue(
+        self, limit: int = 100, *, due_at: datetime | None = None
+    ) -> list[EnrichTarget]:
+        """Accounts with a queued re-read, oldest request first.
+
+        An account whose read failed takes its place again at its retry time (the back of the
+        queue); with `due_at`, only accounts whose retry time has come.
+        """
+        where = [A.deleted_at.is_(None), A.refetch_requested_at.is_not(None)]
+        if due_at is not None:
+            where.append(_due(due_at))
         stmt = (
             select(*_TARGET)
-            .where(A.deleted_at.is_(None), A.refetch_requested_at.is_not(None))
-            .order_by(A.refetch_requested_at, A.user_id)
+            .where(*where)
+            .order_by(func.coalesce(A.read_retry_at, A.refetch_requested_at), A.user_id)
             .limit(limit)
         )
         return self._targets(stmt)
 
-    def count_enrich_candidates(self, *, after: str | None = None, everything: bool = False) -> int:
+    def count_enrich_candidates(
+        self, *, after: str | None = None, everything: bool = False, due_at: datetime | None = None
+    ) -> int:
         """How many accounts enrich_candidates() would walk through (for progress and ETA)."""
         stmt = select(func.count()).select_from(account_table)
+        where = _enrich_filter(after, everything, due_at)
         with self.engine.connect() as conn:
-            return int(conn.execute(stmt.where(*_enrich_filter(after, everything))).scalar_one())
+            return int(conn.execute(stmt.where(*where)).scalar_one())
 
     def _targets(self, stmt: Any) -> list[EnrichTarget]:
         with self.engine.connect() as conn:
-            return [EnrichTarget(u, k, at, bool(mfa)) for u, k, at, mfa in conn.execute(stmt)]
+            return [
+                EnrichTarget(u, k, at, bool(mfa), int(failures or 0))
+                for u, k, at, mfa, failures in conn.execute(stmt)
+            ]
 
     def account(self, user_id: str) -> dict[str, Any] | None:
         """One live account's profile fields (as in the lookup document), without phones."""
@@ -703,6 +816,7 @@ _TARGET = (
         func.coalesce(A.mfa_fetched_key, "") != "",
         select(L.phone).where(L.user_id == A.user_id, L.kind == "mfa", L.active == true()).exists(),
     ).label("has_mfa"),
+    A.read_failures,
 )
 
 
@@ -749,7 +863,18 @@ def _keep_latest(into: dict[Any, Any], key: Any, change: Any, *, earliest: bool 
         into[key] = change
 
 
-def _enrich_filter(after: str | None, everything: bool) -> list[Any]:
+def _due(at: datetime) -> Any:
+    """No failed read holds the account back at `at`."""
+    return or_(A.read_retry_at.is_(None), A.read_retry_at <= at)
+
+
+def retry_after(failures: int) -> timedelta:
+    """How long an account waits after `failures` failed reads in a row."""
+    doublings = min(max(failures - 1, 0), 16)
+    return min(READ_RETRY_FIRST * (1 << doublings), READ_RETRY_MAX)
+
+
+def _enrich_filter(after: str | None, everything: bool, due_at: datetime | None) -> list[Any]:
     """Which live accounts enrichment reads (see Store.enrich_candidates)."""
     fetched = func.coalesce(A.mfa_fetched_key, "")
     if everything:
@@ -757,6 +882,8 @@ def _enrich_filter(after: str | None, everything: bool) -> list[Any]:
     else:
         wanted = or_(A.refetch_requested_at.is_not(None), A.mfa_key != fetched)
     where = [A.deleted_at.is_(None), wanted]
+    if due_at is not None and not everything:  # --all reads every account, failing or not
+        where.append(_due(due_at))
     if after is not None:
         where.append(A.user_id > after)
     return where

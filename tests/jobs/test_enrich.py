@@ -19,6 +19,7 @@ from jobs.enrich import (
     FAILURES_IN_A_ROW,
     MASKED_ALERT,
     MASKED_FLAG,
+    EnrichResult,
     enrich,
     methods_to_change,
 )
@@ -26,7 +27,7 @@ from jobs.exports import UserMapper
 from jobs.ratelimit import RetryPolicy
 from jobs.runs import Runs
 from phoneindex.changes import EnrollmentRemoved, MfaPhone, PhoneUnlinked, RefetchRequested
-from phoneindex.store import Store
+from phoneindex.store import READ_RETRY_FIRST, Store
 from tests.conftest import T0, Clock
 from tests.fake_auth0 import FakeAuth0, make_method, make_phone_method, make_user
 
@@ -378,11 +379,18 @@ def test_auth0_failing_for_every_account_stops_the_run_after_applying_what_was_r
         fake.clear_requests()
         fake.clear_failures()  # Auth0 is back
 
+        early = enrich(store, client, None, clock=clock)
+        assert sorted(method_reads(fake)) == uids[5 + FAILURES_IN_A_ROW :]
+        assert (early.accounts, early.errors) == (10 - 5 - FAILURES_IN_A_ROW, 0)
+        clock.advance(seconds=READ_RETRY_FIRST.total_seconds())  # their backoff is over
+        fake.clear_requests()
+
         rest = enrich(store, client, None, clock=clock)
 
-    assert sorted(method_reads(fake)) == uids[5:]
-    # The failed reads were queued: read again whole, ahead of the rest of the walk.
-    assert (rest.accounts, rest.reread, rest.errors) == (5, FAILURES_IN_A_ROW, 0)
+    assert sorted(method_reads(fake)) == uids[5 : 5 + FAILURES_IN_A_ROW]
+    # The failed reads were queued: read again whole once their backoff was over.
+    assert (rest.accounts, rest.reread, rest.errors) == (FAILURES_IN_A_ROW, FAILURES_IN_A_ROW, 0)
+    assert store.refetch_queue() == []
 
 
 def test_one_account_that_keeps_failing_does_not_stall_the_others(
@@ -393,17 +401,99 @@ def test_one_account_that_keeps_failing_does_not_stall_the_others(
     fake.fail_next(1000, 500, f"{METHODS_PATH}{uids[2]}/")  # every read of this one fails
 
     with client_for(fake, retry=RetryPolicy(max_attempts=1)) as client:
+        results = []
         for _slice in range(2):  # the scheduler's slices, one after the other
             with runs.exclusive("enrich", "test") as run:
-                result = enrich(store, client, run, clock=clock, batch_size=2)
+                results.append(enrich(store, client, run, clock=clock, batch_size=2))
             clock.advance(minutes=5)
 
     assert all(mfa_phones(store, f"+1415555{i:04d}") for i in range(10) if i != 2)
-    assert (result.errors, result.complete) == (1, True)
-    assert "1 reads failed (queued to be read again)" in result.summary()
+    assert [(r.errors, r.complete) for r in results] == [(1, True), (0, True)]
+    assert "1 reads failed (each tried again after a backoff)" in results[0].summary()
+    assert method_reads(fake).count(uids[2]) == 1  # the second slice did not start with it
     last = runs.last("enrich")
     assert last is not None and last["status"] == "succeeded"
     assert [t.user_id for t in store.refetch_queue()] == [uids[2]]
+
+
+BAD = ("auth0|bad-a", "auth0|bad-b", "auth0|bad-c")
+
+
+def test_accounts_auth0_refuses_wait_a_growing_backoff_and_never_stop_the_others(
+    store: Store, fake: FakeAuth0, clock: Clock, engine: Engine
+) -> None:
+    """Three queued re-reads answered 400 do not stop enrichment; they wait, then are shown."""
+    good = mfa_user("auth0|good")
+    fake.auth_methods["auth0|good"] = [make_phone_method("+14155550100")]
+    seed(store, fake, [good, *(make_user(uid) for uid in BAD)])
+    store.apply([RefetchRequested(uid, clock()) for uid in BAD])
+    for uid in BAD:  # Auth0 refuses every read of these three (e.g. a malformed user id)
+        fake.fail_next(1000, 400, f"{METHODS_PATH}{uid}")
+    runs = Runs(engine, store, clock=clock)
+
+    def slice_(minutes: float) -> tuple[list[str], EnrichResult]:
+        clock.advance(minutes=minutes)
+        fake.clear_requests()
+        with runs.exclusive("enrich", "test") as run:
+            result = enrich(store, client, run, clock=clock, workers=1)
+        return [r.path.split("/")[4] for r in fake.requests_for(METHODS_PATH)], result
+
+    with client_for(fake, retry=RetryPolicy(max_attempts=1)) as client:
+        read, first = slice_(0)
+        assert read == [*BAD, "auth0|good"]  # the queue first, then the walk
+        assert list(mfa_phones(store, "+14155550100")) == ["auth0|good"]
+        last = runs.last("enrich")
+        assert last is not None and last["status"] == "succeeded"
+        assert (last["counts"]["errors"], last["counts"]["failing"]) == (3, 0)
+        assert sorted(t.user_id for t in store.refetch_queue()) == list(BAD)  # still queued
+        assert store.refetch_queue(due_at=clock()) == []  # but not before their retry time
+
+        assert slice_(5)[0] == []  # no slice starts with them again
+        assert slice_(10)[0] == list(BAD)  # 15 minutes after the failure: tried again
+        assert slice_(15)[0] == []  # a second failure waits 30 minutes
+        read, third = slice_(15)
+        assert read == list(BAD)
+        assert (third.errors, third.failing) == (3, 3)
+        assert "3 accounts failed 3+ reads in a row" in third.summary()
+        assert store.summary()["failing_reads"] == 3  # what `mfa-whois status` shows
+
+        fake.clear_failures()  # Auth0 reads them again
+        assert slice_(59)[0] == []
+        read, back = slice_(1)
+    assert sorted(set(read)) == list(BAD)
+    assert (back.errors, back.reread, back.failing) == (0, 3, 0)
+    assert store.refetch_queue() == [] and store.summary()["failing_reads"] == 0
+
+
+def test_a_reread_asked_while_an_older_read_is_under_way_stays_queued(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    alice = make_user("auth0|alice", phone_number="+14155550100")
+    seed(store, fake, [alice])
+    store.apply([RefetchRequested("auth0|alice", clock())])
+    clock.advance(seconds=1)
+    newer: list[datetime] = []
+
+    def auth0_answers(method: str, path: str) -> None:
+        if path == "/api/v2/users/auth0|alice" and not newer:
+            # Auth0 answered; before the read is applied her number changes and its event
+            # (newer than the read's stamp) asks for another re-read.
+            clock.advance(seconds=2)
+            alice["phone_number"] = "+14155550122"
+            newer.append(clock())
+            store.apply([RefetchRequested("auth0|alice", newer[0])])
+
+    fake.on_answer = auth0_answers
+    first = enrich(store, client, None, clock=clock, workers=1)
+    assert (first.reread, len(newer)) == (1, 1)
+    assert [t.user_id for t in store.refetch_queue()] == ["auth0|alice"]  # the newer request
+
+    clock.advance(seconds=1)
+    second = enrich(store, client, None, clock=clock, workers=1)
+    assert second.reread == 1
+    assert store.refetch_queue() == []
+    assert list(account_links(store, "+14155550122")) == ["auth0|alice"]
+    assert account_links(store, "+14155550100") == {}
 
 
 def test_a_read_is_stamped_before_its_call_so_an_unenroll_while_auth0_answers_wins(

@@ -37,6 +37,7 @@ from jobs.schedule import (
     run_full_sync,
     stale_check_job,
 )
+from phoneindex.changes import RefetchRequested
 from phoneindex.db import open_database
 from phoneindex.errors import ConfigError
 from phoneindex.store import Store
@@ -312,6 +313,57 @@ def test_the_stale_check_alerts_once_and_recovers(deps: Deps, env: Env) -> None:
 def test_the_enrich_job_does_nothing_when_nothing_is_due(deps: Deps, env: Env) -> None:
     enrich_job(deps)
     assert env.runs.last("enrich") is None and env.fake.count("/api/v2/") == 0
+
+
+MFA_USER = "auth0|mfa000000000000000000001"
+BAD = ("auth0|bad-a", "auth0|bad-b", "auth0|bad-c")
+
+
+def refused_rereads(env: Env, *user_ids: str) -> None:
+    """Accounts in the index with a queued re-read that Auth0 answers 400, every time."""
+    for uid in user_ids:
+        env.fake.add_user(make_user(uid))
+    env.full_sync()
+    env.clock.advance(minutes=1)
+    env.store.apply([RefetchRequested(uid, env.clock()) for uid in user_ids])
+    for uid in user_ids:
+        env.fake.fail_next(1000, 400, f"/api/v2/users/{uid}")
+
+
+def test_accounts_auth0_refuses_neither_fail_the_enrich_job_nor_block_the_rest(
+    deps: Deps, env: Env
+) -> None:
+    refused_rereads(env, *BAD)
+
+    enrich_job(deps)
+
+    run = env.runs.last("enrich")
+    assert run is not None and run["status"] == "succeeded"
+    assert (run["counts"]["errors"], run["counts"]["accounts"]) == (3, 1)
+    assert env.fake.requests_for(f"/api/v2/users/{MFA_USER}/authentication-methods")
+    assert env.inbox.sent == []  # no "MFA enrichment failed"
+
+
+def test_an_account_that_keeps_failing_starts_no_run_until_its_retry_time(
+    deps: Deps, env: Env
+) -> None:
+    refused_rereads(env, BAD[0])
+    enrich_job(deps)  # reads the MFA account, and fails on the refused one
+    first = env.runs.last("enrich")
+    assert first is not None and first["counts"]["errors"] == 1
+    env.fake.clear_requests()
+
+    for _tick in range(29):  # every 30 s for the next 14.5 minutes
+        env.clock.advance(seconds=30)
+        enrich_job(deps)
+
+    assert env.runs.last("enrich") == first  # no run record, no lease
+    assert env.fake.count("/api/v2/") == 0
+    env.clock.advance(seconds=30)  # 15 minutes after the failed read: its turn again
+    enrich_job(deps)
+    again = env.runs.last("enrich")
+    assert again is not None and again["id"] != first["id"]
+    assert (again["counts"]["errors"], again["counts"]["queued"]) == (1, 1)
 
 
 def test_the_log_sync_job_records_an_incremental_run(deps: Deps, env: Env) -> None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from alembic import command
 from sqlalchemy import text
 
+from phoneindex.changes import RefetchRequested
 from phoneindex.db import SCHEMA_REVISION, _alembic_config, make_engine, open_database
 from phoneindex.store import Store
+from tests.conftest import T0
+
+T1 = T0 + timedelta(hours=1)
 
 
-def test_a_0001_database_upgrades_and_keeps_its_links(db_url: str) -> None:
+def test_a_0001_database_upgrades_to_0003_and_keeps_its_links(db_url: str) -> None:
     old = make_engine(db_url)
     cfg = _alembic_config(old)
     with old.begin() as conn:
@@ -31,7 +37,14 @@ def test_a_0001_database_upgrades_and_keeps_its_links(db_url: str) -> None:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
             SCHEMA_REVISION
         )
-    [account] = Store(engine).lookup("+14155550100")["accounts"]
+    store = Store(engine)
+    [account] = store.lookup("+14155550100")["accounts"]
     assert account["user_id"] == "auth0|1"
     assert account["phones"][0]["identity"] is None
+    # 0003: no failed reads and no re-read queued for the existing account; the queue works.
+    assert store.summary()["failing_reads"] == 0 and store.refetch_queue() == []
+    assert store.enrich_candidates(due_at=T1) == []
+    store.apply([RefetchRequested("auth0|1", T1)])
+    [target] = store.refetch_queue(due_at=T1)
+    assert (target.user_id, target.read_failures) == ("auth0|1", 0)
     engine.dispose()

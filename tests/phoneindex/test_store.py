@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -31,6 +31,7 @@ PHONE = "+14155550100"
 OTHER = "+442079460958"
 T1 = T0 + timedelta(hours=1)
 T2 = T0 + timedelta(hours=2)
+MINUTE = timedelta(minutes=1)
 
 
 def users_of(store: Store, phone: str = PHONE) -> list[str]:
@@ -220,8 +221,8 @@ def test_a_failing_import_changes_nothing(store: Store) -> None:
     assert users_of(store, OTHER) == []
 
 
-def queued(store: Store) -> list[str]:
-    return [t.user_id for t in store.refetch_queue()]
+def queued(store: Store, due_at: datetime | None = None) -> list[str]:
+    return [t.user_id for t in store.refetch_queue(due_at=due_at)]
 
 
 def test_refetch_requests_queue_until_a_whole_account_read_answers_them(store: Store) -> None:
@@ -239,6 +240,44 @@ def test_refetch_requests_queue_until_a_whole_account_read_answers_them(store: S
     assert queued(store) == []
     store.apply([RefetchRequested("auth0|1", T2 + timedelta(minutes=1))])
     assert queued(store) == ["auth0|1"]
+
+
+def test_a_request_newer_than_the_read_keeps_the_account_queued_in_its_place(
+    store: Store,
+) -> None:
+    store.apply([AccountSeen("auth0|1", T0), AccountSeen("auth0|2", T0)])
+    store.apply([RefetchRequested("auth0|1", T1), RefetchRequested("auth0|2", T1 + MINUTE)])
+    read_at = T1 + 2 * MINUTE  # a read of auth0|1 starts (stamped before its call)...
+    store.apply([RefetchRequested("auth0|1", read_at + MINUTE)])  # ...a change while it runs
+    store.apply([AccountSeen("auth0|1", read_at), ProfilePhonesReplaced("auth0|1", (), read_at)])
+    # Still queued, in its first place: the read does not show the change at read_at + 1 min.
+    assert queued(store) == ["auth0|1", "auth0|2"]
+    later = read_at + 2 * MINUTE
+    store.apply([AccountSeen("auth0|1", later), ProfilePhonesReplaced("auth0|1", (), later)])
+    assert queued(store) == ["auth0|2"]
+
+
+def test_a_failed_read_goes_to_the_back_of_the_queue_until_a_read_works(store: Store) -> None:
+    store.apply([AccountSeen(u, T0) for u in ("auth0|1", "auth0|2", "auth0|3")])
+    store.apply([RefetchRequested("auth0|1", T1), RefetchRequested("auth0|2", T1 + MINUTE)])
+    stats = store.apply([RefetchRequested("auth0|1", T1 + MINUTE, failed=True)])
+    assert stats.read_failures == 1
+    assert queued(store, due_at=T1 + 15 * MINUTE) == ["auth0|2"]  # its backoff is not over
+    store.apply([RefetchRequested("auth0|3", T1 + 16 * MINUTE)])
+    # Its retry time (T1 + 16 min) is its new place: after auth0|2, before later requests.
+    assert queued(store, due_at=T1 + 20 * MINUTE) == ["auth0|2", "auth0|1", "auth0|3"]
+    for n in (2, 3):  # each failure in a row doubles the wait
+        store.apply([RefetchRequested("auth0|1", T2, failed=True)])
+        assert [t.read_failures for t in store.refetch_queue() if t.user_id == "auth0|1"] == [n]
+    assert "auth0|1" not in queued(store, due_at=T2 + 59 * MINUTE)
+    assert "auth0|1" in queued(store, due_at=T2 + 60 * MINUTE)
+    assert store.summary()["failing_reads"] == 1
+    # A read that works ends the backoff and answers the request.
+    store.apply(
+        [AccountSeen("auth0|1", T2 + MINUTE), ProfilePhonesReplaced("auth0|1", (), T2 + MINUTE)]
+    )
+    assert queued(store, due_at=T2) == ["auth0|2", "auth0|3"]
+    assert store.summary()["failing_reads"] == 0
 
 
 def test_an_account_without_mfa_is_answered_by_its_user_object(store: Store) -> None:
