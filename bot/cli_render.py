@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from phoneindex.store import READ_FAILURES_SHOWN
+
 HINT = "A number match is a routing hint, not proof of identity."
 USAGE_EXAMPLES = "e.g. +1 (415) 555-0100, 415-555-0100, 00 44 20 7946 0958, tel:+14155550100"
 
@@ -75,6 +77,12 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
             f"[yellow]{doc['masked_mfa_numbers']:,} MFA numbers came back masked[/]: set the "
             "tenant flag disable_management_api_sms_obfuscation to true, then run "
             "`mfa-whois enrich --all`"
+        )
+    if doc.get("failing_reads"):
+        console.print(
+            f"[yellow]accounts whose reads keep failing: {doc['failing_reads']:,}[/] "
+            f"({READ_FAILURES_SHOWN}+ failed reads in a row, each tried again after a backoff; "
+            "the log names them)"
         )
     for label, key in (
         ("last full sync", "last_full_sync"),

@@ -487,11 +487,8 @@ class Store:
     ) -> None:
         """Count failed reads in a row; each moves the account's next read back (backoff)."""
         by_user = {c.user_id: c for c in failures}
-        counts: dict[str, int] = dict(
-            conn.execute(
-                select(A.user_id, A.read_failures).where(A.user_id.in_(list(by_user)))
-            ).all()
-        )  # fmt: skip
+        found = select(A.user_id, A.read_failures).where(A.user_id.in_(list(by_user)))
+        counts: dict[str, int] = dict(conn.execute(found).all())
         at = bindparam("b_at", type_=UTCDateTime())
         stmt = (
             update(account_table)

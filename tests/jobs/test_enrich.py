@@ -455,7 +455,7 @@ def test_accounts_auth0_refuses_wait_a_growing_backoff_and_never_stop_the_others
         assert read == list(BAD)
         assert (third.errors, third.failing) == (3, 3)
         assert "3 accounts failed 3+ reads in a row" in third.summary()
-        assert store.summary()["failing_reads"] == 3  # what `mfa-whois status` shows
+        assert runs.status_document()["failing_reads"] == 3  # `mfa-whois status --json`
 
         fake.clear_failures()  # Auth0 reads them again
         assert slice_(59)[0] == []
