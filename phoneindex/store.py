@@ -683,23 +683,21 @@ class Store:
             accounts = conn.execute(
                 select(func.count()).select_from(account_table).where(live)
             ).scalar_one()
-            masked = conn.execute(select(func.coalesce(func.sum(A.mfa_masked), 0)).where(live))
+            failing = func.sum(case((A.read_failures >= READ_FAILURES_SHOWN, 1), else_=0))
+            masked, failing_total = conn.execute(
+                select(func.coalesce(func.sum(A.mfa_masked), 0), func.coalesce(failing, 0))
+                .where(live)
+            ).one()  # fmt: skip
             by_kind = conn.execute(
                 select(L.kind, func.count(func.distinct(L.phone)))
                 .join_from(link_table, account_table, A.user_id == L.user_id)
                 .where(L.active == true(), live)
                 .group_by(L.kind)
             ).all()
-            masked_total = int(masked.scalar_one())
-            failing = conn.execute(
-                select(func.count())
-                .select_from(account_table)
-                .where(live, A.read_failures >= READ_FAILURES_SHOWN)
-            ).scalar_one()
         numbers = {"mfa": 0, "passwordless": 0, "profile": 0} | {k: int(n) for k, n in by_kind}
         return {
-            "accounts": int(accounts), "numbers": numbers, "masked_mfa_numbers": masked_total,
-            "failing_reads": int(failing),
+            "accounts": int(accounts), "numbers": numbers, "masked_mfa_numbers": int(masked),
+            "failing_reads": int(failing_total),
         }  # fmt: skip
 
     def enrich_candidates(

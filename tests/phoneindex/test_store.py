@@ -194,6 +194,7 @@ def test_import_replaces_accounts_and_export_numbers_but_keeps_mfa(store: Store)
         "accounts": 2,
         "numbers": {"mfa": 1, "passwordless": 1, "profile": 0},
         "masked_mfa_numbers": 0,
+        "failing_reads": 0,
     }
 
 
