@@ -30,6 +30,7 @@ from phoneindex.changes import (
     mfa_key,
 )
 from phoneindex.db import truncate_wal, upsert_insert, writer
+from phoneindex.fullload import IMPORT_CACHE_KIB, FullLoad, LoadCounts
 from phoneindex.models import EPOCH, account_table, checkpoint_table, link_table
 
 A = account_table.c
@@ -38,7 +39,6 @@ L = link_table.c
 LAST_UPDATE = "index.last_update"
 LAST_FULL_SYNC = "index.last_full_sync"
 FRESHNESS_TTL = 1.0  # seconds
-IMPORT_CACHE_KIB = 131_072  # 128 MiB: an import stays well under 300 MB resident
 KIND_ORDER = {"mfa": 0, "passwordless": 1, "profile": 2}
 _PROFILE = ("email", "name", "connection", "blocked", "created_at", "last_login", "logins_count")
 _PROFILE_COLUMNS = (
@@ -153,15 +153,37 @@ class Store:
         """
         stats = ApplyStats()
         with self.engine.connect() as conn, _import_cache(conn):
-            with writer(conn).begin():
-                for batch in _batched(changes, batch_size):
-                    self._apply_batch(conn, batch, stats)
-                    if on_batch is not None:
-                        on_batch(stats)
-                self._sweep(conn, snapshot_at, stats)
-                self._touch(conn)
+            load = FullLoad(conn, batch_size)
+
+            def progress() -> None:
+                stats.accounts_seen = load.accounts
+                if on_batch is not None:
+                    on_batch(stats)
+
+            try:
+                with conn.begin():  # SQLite: TEMP tables, no write lock; PostgreSQL: everything
+                    load.create_stage()
+                    load.feed(changes, progress)
+                    if load.pg:
+                        counts = self._swap(conn, load, snapshot_at)
+                if not load.pg:
+                    with writer(conn).begin():
+                        counts = self._swap(conn, load, snapshot_at)
+            finally:
+                if not load.pg:
+                    with conn.begin():
+                        load.drop_stage()
+        stats.accounts_seen = counts.accounts
+        stats.links = dict(counts.links)
+        stats.accounts_removed = counts.accounts_removed
+        stats.links_removed = counts.links_removed
         truncate_wal(self.engine)  # an import rewrites most pages: don't keep a log that size
         return stats
+
+    def _swap(self, conn: Connection, load: FullLoad, snapshot_at: datetime) -> LoadCounts:
+        counts = load.swap(snapshot_at, self.clock())
+        self._touch(conn)
+        return counts
 
     def _apply_batch(self, conn: Connection, batch: list[Change], stats: ApplyStats) -> None:
         seen: dict[str, AccountSeen] = {}
@@ -344,19 +366,6 @@ class Store:
         rows = [{"b_user_id": c.user_id, "b_observed_at": c.observed_at} for c in changes]
         stats.refetches += len(rows)
         conn.execute(stmt, rows)
-
-    def _sweep(self, conn: Connection, snapshot_at: datetime, stats: ApplyStats) -> None:
-        gone = select(A.user_id).where(A.seen_at < snapshot_at)
-        removed_links = conn.execute(delete(link_table).where(L.user_id.in_(gone))).rowcount
-        stats.accounts_removed = conn.execute(
-            delete(account_table).where(A.seen_at < snapshot_at)
-        ).rowcount
-        stale = conn.execute(
-            delete(link_table).where(
-                L.kind.in_(("passwordless", "profile")), L.observed_at < snapshot_at
-            )
-        ).rowcount
-        stats.links_removed = (removed_links or 0) + (stale or 0)
 
     def _touch(self, conn: Connection) -> None:
         self._set_checkpoint(conn, LAST_UPDATE, iso(self.clock()))
