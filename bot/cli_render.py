@@ -23,6 +23,8 @@ def _link(phone: dict[str, Any]) -> str:
         parts.append("confirmed")
     elif phone.get("confirmed") is False:
         parts.append("unconfirmed")
+    if phone.get("identity"):
+        parts.append(f"of the linked identity {escape(str(phone['identity']))}")
     return f"{' '.join(parts)}, from {phone['source']} ({_when(phone.get('updated_at'))})"
 
 

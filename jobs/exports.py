@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import orjson
 
-from phoneindex.changes import AccountSeen, Change, Kind, PhoneLinked
+from phoneindex.changes import AccountSeen, Change, Kind, PhoneLinked, ProfilePhone
 from phoneindex.errors import ImportFileError
 from phoneindex.numbers import to_e164_or_none
 from phoneindex.store import ApplyStats, Store, utcnow
@@ -37,6 +37,13 @@ EXPORT_FIELDS = (
     "logins_count",
 )
 _DATES = ("created_at", "last_login", "multifactor_last_modified")
+# Column names exporters give the same data (Auth0's `export_as`, the dashboard, the User
+# Import / Export extension), matched case-insensitively -> the name the mapper reads.
+COLUMN_ALIASES = {
+    "identities[0].connection": "connection",
+    "identities[0].provider": "provider",
+    "multifactor[0]": "multifactor",
+}
 _READ_BUFFER = 1 << 20
 
 
@@ -140,14 +147,15 @@ class ExportFile:
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
         reader = csv.reader(text, strict=True)
         try:
-            header = [_unquote(h) or "" for h in next(reader)]
+            header = [column_key(_unquote(h) or "") for h in next(reader)]
         except StopIteration:
             return
         except csv.Error:
             raise self._error("not a CSV header row") from None
         self.line = 1
         if "user_id" not in header:
-            raise self._error("no user_id column; not an Auth0 users export")
+            shown = ", ".join(h for h in header[:12] if h) or "none"
+            raise self._error(f"no user_id column (columns: {shown}); export the user_id field")
         width = len(header)
         try:
             for row in reader:
@@ -164,6 +172,12 @@ class ExportFile:
         return ImportFileError(self.name, self.line or None, reason)
 
 
+def column_key(name: str) -> str:
+    """A CSV column name as the mapper reads it: `Phone Number` -> `phone_number`, aliases."""
+    key = "_".join(name.strip().lower().replace("-", " ").split())
+    return COLUMN_ALIASES.get(key, key)
+
+
 def _unquote(value: str) -> str | None:
     """Auth0 prefixes CSV string values with `'` against CSV injection; empty means absent."""
     if value.startswith("'"):
@@ -172,7 +186,7 @@ def _unquote(value: str) -> str | None:
 
 
 class UserMapper:
-    """One export user -> changes: the account, and its passwordless or profile number."""
+    """One Auth0 user object (export line, `GET /api/v2/users/{id}`, search hit) -> changes."""
 
     def __init__(self, observed_at: datetime, default_region: str | None) -> None:
         self.observed_at = observed_at
@@ -180,18 +194,39 @@ class UserMapper:
         self.unusable_numbers = 0
 
     def changes(self, user: dict[str, Any]) -> list[Change]:
-        """The account and its number as changes; ValueError names a bad field."""
+        """The account and each of its numbers as changes; ValueError names a bad field."""
+        account, phones = self.read(user)
+        at = self.observed_at
+        out: list[Change] = [account]
+        out += [
+            PhoneLinked(
+                account.user_id, p.phone, p.kind, "export", at, None, p.confirmed, p.identity
+            )
+            for p in phones
+        ]
+        return out
+
+    def read(self, user: dict[str, Any]) -> tuple[AccountSeen, list[ProfilePhone]]:
+        """The account's profile fields and its passwordless/profile numbers."""
         get = user.get
         user_id = get("user_id")
+        if user_id is None and user:
+            user = {column_key(k): v for k, v in user.items()}  # `export_as` names in JSON
+            get = user.get
+            user_id = get("user_id")
         if not isinstance(user_id, str) or not user_id:
             raise ValueError("missing user_id")
         identities = _identities(get("identities"))
+        primary = identities[0] if identities else {}
+        provider = primary.get("provider") or get("provider")
+        # Auth0's documented CSV example exports `identities[0].connection` as "provider".
+        connection = primary.get("connection") or get("connection") or provider
         account = AccountSeen(
             user_id,
             self.observed_at,
             _text(get("email")),
             _text(get("name")),
-            _connection(identities),
+            _text(connection),
             _flag(get("blocked"), "blocked") or False,
             _date(get("created_at"), "created_at"),
             _date(get("last_login"), "last_login"),
@@ -199,22 +234,46 @@ class UserMapper:
             _providers(get("multifactor")),
             _date(get("multifactor_last_modified"), "multifactor_last_modified"),
         )
+        own_sms = user_id.startswith("sms|") or "sms" in (provider, connection)
+        phones: list[ProfilePhone] = []
         raw_phone = get("phone_number")
-        if not raw_phone:
-            return [account]
-        phone = to_e164_or_none(str(raw_phone), self.region)
+        if raw_phone:
+            kind: Kind = "passwordless" if own_sms else "profile"
+            self._add(phones, raw_phone, kind, _flag(get("phone_verified"), "phone_verified"))
+        if len(identities) > 1 or (identities and "profileData" in primary):
+            self._linked(phones, user_id, identities)
+        return account, phones
+
+    def _linked(
+        self, phones: list[ProfilePhone], user_id: str, identities: list[dict[str, Any]]
+    ) -> None:
+        """Numbers of linked identities (account linking moves them into `profileData`)."""
+        for ident in identities:
+            data = ident.get("profileData") if isinstance(ident, dict) else None
+            if not isinstance(data, dict) or not data.get("phone_number"):
+                continue
+            provider = _text(ident.get("provider")) or ""
+            key = f"{provider}|{ident.get('user_id', '')}"
+            if key == user_id:
+                continue  # the primary's own identity: its number is the root one
+            sms = "sms" in (provider, ident.get("connection"))
+            confirmed = _flag(data.get("phone_verified"), "phone_verified")
+            self._add(phones, data["phone_number"], "passwordless" if sms else "profile",
+                      confirmed, key)  # fmt: skip
+
+    def _add(
+        self,
+        phones: list[ProfilePhone],
+        raw: Any,
+        kind: Kind,
+        confirmed: bool | None,
+        identity: str | None = None,
+    ) -> None:
+        phone = to_e164_or_none(str(raw), self.region)
         if phone is None:
             self.unusable_numbers += 1
-            return [account]
-        sms = user_id.startswith("sms|") or any(
-            isinstance(i, dict) and i.get("provider") == "sms" for i in identities
-        )
-        kind: Kind = "passwordless" if sms else "profile"
-        confirmed = _flag(get("phone_verified"), "phone_verified")
-        return [
-            account,
-            PhoneLinked(user_id, phone, kind, "export", self.observed_at, None, confirmed),
-        ]
+        elif not any(p.phone == phone and p.kind == kind for p in phones):
+            phones.append(ProfilePhone(phone, kind, confirmed, identity))
 
 
 def import_export(

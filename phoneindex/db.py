@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration; a database already there skips Alembic entirely (fast start-up).
 # tests/phoneindex/test_db.py checks it against the migrations folder.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 SQLITE_BUSY_MS = 30_000
 
 

@@ -87,6 +87,7 @@ class PhoneLink(SQLModel, table=True):
     # Keyed by phone first: a lookup is one range scan of the primary key (no rowid on SQLite).
     __table_args__ = (
         Index("ix_phone_link_user_id", "user_id"),
+        Index("ix_phone_link_authenticator_id", "authenticator_id"),
         {"sqlite_with_rowid": False},
     )
 
@@ -102,6 +103,11 @@ class PhoneLink(SQLModel, table=True):
     active: bool = True
     observed_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
+    # A linked identity's "{provider}|{user_id}" when the number is its (account linking), not
+    # the account's own; None for the account's own number and for MFA numbers.
+    identity: str | None = None
+    # The MFA authenticator's id (`phone|dev_...`), so an enrollment delete finds its owner.
+    authenticator_id: str | None = None
 
 
 class SyncRun(SQLModel, table=True):

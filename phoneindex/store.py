@@ -51,7 +51,7 @@ _ACCOUNT_ROW = (
 )  # fmt: skip
 _LINK_ROW = (
     "phone", "user_id", "kind", "method", "confirmed", "confirmed_at", "source", "active",
-    "observed_at", "updated_at",
+    "observed_at", "updated_at", "identity", "authenticator_id",
 )  # fmt: skip
 
 
@@ -281,7 +281,10 @@ class Store:
         changes: Iterable[PhoneLinked | PhoneUnlinked],
         now: datetime,
         stats: ApplyStats,
+        authenticators: dict[tuple[str, str], str | None] | None = None,
     ) -> None:
+        """Upsert links; `authenticators` gives MFA links their authenticator id (user, phone)."""
+        authenticators = authenticators or {}
         when = self._ts(now)
         ts = _memo(self._ts)
         rows: list[Row] = []
@@ -292,13 +295,13 @@ class Store:
                 known = None if c.confirmed is None else seen
                 rows.append(
                     (c.phone, c.user_id, c.kind, c.method, c.confirmed, known, c.source, True,
-                     seen, when)
+                     seen, when, c.identity, authenticators.get((c.user_id, c.phone)))
                 )  # fmt: skip
                 counts[c.kind] = counts.get(c.kind, 0) + 1
             else:
                 rows.append(
                     (c.phone, c.user_id, c.kind, None, None, None, c.source, False,
-                     ts(c.observed_at), when)
+                     ts(c.observed_at), when, None, None)
                 )  # fmt: skip
                 stats.unlinks += 1
         self._link_upsert.run(conn, rows)
@@ -333,7 +336,8 @@ class Store:
             for p in read.phones
         ]
         if links:
-            self._upsert_links(conn, links, now, stats)
+            ids = {(read.user_id, p.phone): p.authenticator_id for p in read.phones}
+            self._upsert_links(conn, links, now, stats, ids)
         stats.unlinks += dropped or 0
         stats.mfa_reads += 1
         stats.masked += read.masked
@@ -433,6 +437,10 @@ class Store:
                 "active": case((newer, ex.active), else_=L.active),
                 "observed_at": case((newer, ex.observed_at), else_=L.observed_at),
                 "updated_at": ex.updated_at,
+                # Which identity carries the number is part of the link as last observed.
+                "identity": case((and_(newer, ex.active == true()), ex.identity), else_=L.identity),
+                # Only authenticator reads know the id; other sources keep what they knew.
+                "authenticator_id": func.coalesce(ex.authenticator_id, L.authenticator_id),
             },
             where=or_(newer, knows),
         )
@@ -457,7 +465,7 @@ class Store:
         stmt = (
             select(
                 A.user_id, A.email, A.name, A.connection, A.blocked, A.created_at, A.last_login,
-                L.kind, L.method, L.confirmed, L.source, L.observed_at,
+                L.kind, L.method, L.confirmed, L.source, L.observed_at, L.identity,
             )
             .join_from(link_table, account_table, A.user_id == L.user_id)
             .where(L.phone == bindparam("phone"), L.active == true(), A.deleted_at.is_(None))
@@ -627,7 +635,7 @@ def _group_accounts(
 ) -> list[dict[str, Any]]:
     accounts: dict[str, dict[str, Any]] = {}
     for (user_id, email, name, connection, blocked, created, login,
-         kind, method, confirmed, source, observed) in rows:  # fmt: skip
+         kind, method, confirmed, source, observed, identity) in rows:  # fmt: skip
         acc = accounts.get(user_id)
         if acc is None:
             acc = accounts[user_id] = {
@@ -647,6 +655,8 @@ def _group_accounts(
                 "confirmed": None if confirmed is None else bool(confirmed),
                 "source": source,
                 "updated_at": iso_out(observed),
+                # Set when the number is a linked identity's (account linking), not the account's.
+                "identity": identity,
             }
         )
     for acc in accounts.values():

@@ -34,7 +34,7 @@ def imported(db_url: str, tmp_path: Path) -> dict[str, str]:
     env = {"DATABASE_URL": db_url}
     done = run(["import", str(SAMPLE)], tmp_path, **env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("imported 35 accounts: 12 passwordless and 17 profile numbers")
+    assert done.stdout.startswith("imported 35 accounts: 13 passwordless and 17 profile numbers")
     return env
 
 
@@ -77,7 +77,7 @@ def test_status_json_follows_the_contract(imported: dict[str, str], tmp_path: Pa
     assert done.returncode == 0
     doc = json.loads(done.stdout)
     assert doc["accounts"] == 35
-    assert doc["numbers"] == {"mfa": 0, "passwordless": 11, "profile": 15}
+    assert doc["numbers"] == {"mfa": 0, "passwordless": 12, "profile": 15}
     assert doc["masked_mfa_numbers"] == 0
     assert doc["last_full_sync"]["status"] == "succeeded"
     assert doc["last_full_sync"]["kind"] == "full"

@@ -24,7 +24,7 @@ def test_app_home_shows_index_size_freshness_and_runs(tmp_path: Path) -> None:
     view = published.params["view"]
     assert view["type"] == "home" and len(view["blocks"]) <= 100
     seen = visible_text(view)
-    assert "*35 accounts* · numbers: 0 MFA, 11 passwordless, 15 profile" in seen
+    assert "*35 accounts* · numbers: 0 MFA, 12 passwordless, 15 profile" in seen
     assert "Index: last full sync <!date^" in seen
     assert "*Last full sync:* :white_check_mark: #1 succeeded" in seen
     assert "*Running:* nothing" in seen

@@ -183,7 +183,7 @@ def test_enrich_links_mfa_numbers_and_skips_other_methods(
     assert sorted(method_reads(fake)) == ["auth0|alice", "auth0|bob"]
     assert mfa_phones(store, "+14155550100")["auth0|alice"] == {
         "kind": "mfa", "method": "sms", "confirmed": True, "source": "authenticators",
-        "updated_at": "2026-11-27T09:00:00Z",
+        "updated_at": "2026-11-27T09:00:00Z", "identity": None,
     }  # fmt: skip
     assert mfa_phones(store, "+14155550101")["auth0|bob"]["method"] == "voice"
     assert mfa_phones(store, "+14155550101")["auth0|bob"]["confirmed"] is False

@@ -91,7 +91,7 @@ def test_classification_by_user_id_and_identity_provider(store: Store, tmp_path:
     users = [
         {"user_id": "sms|1", "phone_number": "+14155550100"},
         {"user_id": "auth0|2", "phone_number": "+14155550100",
-         "identities": [{"provider": "sms", "connection": "sms"}]},  # linked sms identity
+         "identities": [{"provider": "sms", "connection": "sms"}]},  # primary identity is sms
         {"user_id": "auth0|3", "phone_number": "+14155550100", "phone_verified": False},
     ]  # fmt: skip
     import_export(store, write(tmp_path / "u.json", ndjson(users)), observed_at=T0)
@@ -177,3 +177,118 @@ def test_progress_reaches_the_end(store: Store, tmp_path: Path) -> None:
     path = write(tmp_path / "u.json.gz", ndjson(sample_users()), gz=True)
     import_export(store, path, progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (path.stat().st_size, path.stat().st_size)
+
+
+LINKED = {
+    "user_id": "auth0|5f7c8ec7c33c6c004bbafe82", "email": "maria@example.com", "name": "Maria",
+    "phone_number": "+14155550111", "phone_verified": True,
+    "identities": [
+        {"provider": "auth0", "connection": "Username-Password-Authentication",
+         "user_id": "5f7c8ec7c33c6c004bbafe82", "isSocial": False},
+        {"provider": "sms", "connection": "sms", "user_id": "560ebaeef609ee1adaa7c551",
+         "isSocial": False,
+         "profileData": {"phone_number": "+14155550122", "phone_verified": True}},
+        {"provider": "google-oauth2", "connection": "google-oauth2", "isSocial": True,
+         "user_id": "109876543210987654321",
+         "profileData": {"email": "maria@gmail.com", "name": "Maria G"}},
+    ],
+}  # fmt: skip
+
+
+def test_a_linked_sms_identity_is_a_passwordless_number_of_the_primary(
+    store: Store, tmp_path: Path
+) -> None:
+    import_export(store, write(tmp_path / "u.json", ndjson([LINKED])), observed_at=T0)
+
+    [linked] = store.lookup("+14155550122")["accounts"]
+    assert linked["user_id"] == "auth0|5f7c8ec7c33c6c004bbafe82"
+    assert linked["connection"] == "Username-Password-Authentication"
+    assert linked["phones"] == [
+        {"kind": "passwordless", "method": None, "confirmed": True, "source": "export",
+         "updated_at": "2026-11-27T09:00:00Z", "identity": "sms|560ebaeef609ee1adaa7c551"},
+    ]  # fmt: skip
+    [own] = store.lookup("+14155550111")["accounts"]  # the root number is its own profile number
+    assert [(p["kind"], p["identity"]) for p in own["phones"]] == [("profile", None)]
+    assert store.lookup("+15550000000")["accounts"] == []
+
+
+def test_unlinking_an_identity_removes_its_number_at_the_next_import(
+    store: Store, tmp_path: Path
+) -> None:
+    import_export(store, write(tmp_path / "a.json", ndjson([LINKED])), observed_at=T0)
+    unlinked = LINKED | {"identities": LINKED["identities"][:1]}
+    later = T0.replace(hour=10)
+    import_export(store, write(tmp_path / "b.json", ndjson([unlinked])), observed_at=later)
+
+    assert store.lookup("+14155550122")["accounts"] == []
+    assert len(store.lookup("+14155550111")["accounts"]) == 1
+
+
+def test_the_sample_export_has_a_linked_sms_identity(store: Store, tmp_path: Path) -> None:
+    import_export(store, SAMPLE, observed_at=T0)
+    [alex] = store.lookup("+14155550188")["accounts"]
+    assert (alex["name"], alex["phones"][0]["kind"]) == ("Alex Kim", "passwordless")
+    assert alex["phones"][0]["identity"] == "sms|6579f3b1c2a94e0d8f1b2c3d"
+
+
+@pytest.mark.parametrize(
+    ("connection_column", "multifactor_column"),
+    [("connection", "multifactor"), ("Provider", "Multifactor[0]"),
+     ("identities[0].connection", "multifactor[0]"), ("IDENTITIES[0].PROVIDER", "MultiFactor")],
+)  # fmt: skip
+def test_csv_columns_named_by_the_exporter(
+    store: Store, tmp_path: Path, connection_column: str, multifactor_column: str
+) -> None:
+    header = ["User_Id", "Email", connection_column, "Phone Number", multifactor_column]
+    rows = [
+        ["'sms|1", "", "'sms", "'+14155550100", ""],
+        ["'auth0|2", "'b@example.com", "'Username-Password-Authentication", "'+14155550100",
+         "'guardian"],
+    ]  # fmt: skip
+    text = "\n".join(",".join(f'"{v}"' if v else "" for v in row) for row in [header, *rows])
+    import_export(store, write(tmp_path / "users.csv", text + "\n"), observed_at=T0)
+
+    accounts = {a["user_id"]: a for a in store.lookup("+14155550100")["accounts"]}
+    assert accounts["sms|1"]["connection"] == "sms"
+    assert accounts["sms|1"]["phones"][0]["kind"] == "passwordless"
+    assert accounts["auth0|2"]["connection"] == "Username-Password-Authentication"
+    assert accounts["auth0|2"]["phones"][0]["kind"] == "profile"
+    assert store.enrich_candidates()[0].user_id == "auth0|2"  # multifactor read from its column
+
+
+def test_a_csv_provider_of_sms_means_passwordless(store: Store, tmp_path: Path) -> None:
+    text = 'user_id,provider,phone_number\n"\'email|9","\'sms","\'+14155550100"\n'
+    import_export(store, write(tmp_path / "users.csv", text), observed_at=T0)
+    [account] = store.lookup("+14155550100")["accounts"]
+    assert account["phones"][0]["kind"] == "passwordless"
+
+
+def test_a_csv_identities_column_holds_json_with_linked_identities(
+    store: Store, tmp_path: Path
+) -> None:
+    text = auth0_csv([LINKED], ["user_id", "email", "phone_number", "identities"])
+    import_export(store, write(tmp_path / "users.csv.gz", text, gz=True), observed_at=T0)
+    [account] = store.lookup("+14155550122")["accounts"]
+    assert account["user_id"] == LINKED["user_id"]
+    assert account["connection"] == "Username-Password-Authentication"
+    assert account["phones"][0]["identity"] == "sms|560ebaeef609ee1adaa7c551"
+
+
+def test_json_fields_renamed_by_export_as_are_read(store: Store, tmp_path: Path) -> None:
+    user = {"user_id": "sms|7", "Connection": "sms", "phone_number": "+14155550100"}
+    renamed = {"USER_ID": "auth0|8", "identities[0].connection": "Username-Password-Authentication",
+               "phone_number": "+14155550100"}  # fmt: skip
+    import_export(store, write(tmp_path / "u.json", ndjson([user, renamed])), observed_at=T0)
+    accounts = {a["user_id"]: a for a in store.lookup("+14155550100")["accounts"]}
+    assert accounts["auth0|8"]["connection"] == "Username-Password-Authentication"
+    assert accounts["sms|7"]["phones"][0]["kind"] == "passwordless"
+
+
+def test_a_csv_without_user_id_names_the_missing_column(store: Store, tmp_path: Path) -> None:
+    text = 'email,phone_number\n"\'a@example.com","\'+14155550100"\n'
+    with pytest.raises(ImportFileError) as caught:
+        import_export(store, write(tmp_path / "users.csv", text), observed_at=T0)
+    message = str(caught.value)
+    assert "users.csv" in message and "no user_id column" in message
+    assert "email, phone_number" in message
+    assert "14155550100" not in message

@@ -62,7 +62,7 @@ def test_live_lookup_follows_a_changed_mfa_number_and_marks_what_it_confirmed(
     assert list(by_id(doc)) == ["auth0|dave"]
     assert by_id(doc)["auth0|dave"]["phones"] == [
         {"kind": "mfa", "method": "sms", "confirmed": True, "source": "live",
-         "updated_at": "2026-11-27T09:01:00Z"},
+         "updated_at": "2026-11-27T09:01:00Z", "identity": None},
     ]  # fmt: skip
     assert doc["live"] == {
         "checked_at": "2026-11-27T09:01:00Z", "checked": 2, "errors": 0, "deleted": 0,
@@ -73,6 +73,7 @@ def test_live_lookup_follows_a_changed_mfa_number_and_marks_what_it_confirmed(
     assert moved["email"] == "alice@new.example.com"
     assert moved["phones"][0] | {"updated_at": None} == {
         "kind": "mfa", "method": "voice", "confirmed": True, "source": "live", "updated_at": None,
+        "identity": None,
     }  # fmt: skip
     assert sorted(r.path for r in fake.requests_for("/api/v2/users/")) == [
         "/api/v2/users/auth0|alice", "/api/v2/users/auth0|alice/authentication-methods",
@@ -172,9 +173,11 @@ def test_live_search_finds_passwordless_and_profile_numbers(
     found = {a["user_id"]: a["phones"] for a in doc["accounts"]}
     assert found == {
         "sms|xyz789": [{"kind": "passwordless", "method": None, "confirmed": True,
-                        "source": "live", "updated_at": "2026-11-27T09:00:00Z"}],
+                        "source": "live", "updated_at": "2026-11-27T09:00:00Z",
+                        "identity": None}],
         "auth0|frank": [{"kind": "profile", "method": None, "confirmed": False,
-                         "source": "live", "updated_at": "2026-11-27T09:00:00Z"}],
+                         "source": "live", "updated_at": "2026-11-27T09:00:00Z",
+                         "identity": None}],
     }  # fmt: skip
     assert (doc["live"]["checked"], doc["live"]["errors"]) == (2, 0)
     [search] = fake.requests_for("/api/v2/users", method="GET")

@@ -470,7 +470,7 @@ def test_replayed_and_reordered_events_give_the_same_index(store: Store) -> None
     assert expected["+14155550102"] == [
         (U1, "u1@example.com", "Username-Password-Authentication",
          [{"kind": "mfa", "method": "voice", "confirmed": True, "source": "logs",
-           "updated_at": "2026-11-01T09:08:00Z"}]),
+           "updated_at": "2026-11-01T09:08:00Z", "identity": None}]),
     ]  # fmt: skip
     assert expected["+14155550103"] == []
     assert [(u, p[0]["kind"]) for u, _, _, p in expected["+14155550104"]] == [(U2, "passwordless")]

@@ -123,7 +123,7 @@ def test_later_events_are_applied_page_by_page(store: Store, fake: FakeAuth0, cl
     phones = store.lookup("+14155550103")["accounts"][0]["phones"]
     assert phones == [
         {"kind": "mfa", "method": "sms", "confirmed": True, "source": "logs",
-         "updated_at": "2026-11-27T08:03:00Z"},
+         "updated_at": "2026-11-27T08:03:00Z", "identity": None},
     ]  # fmt: skip
     assert froms(fake)[1:] == [start, ids[1], ids[3], ids[4]]  # each page from the last one
     assert store.get_checkpoint(CHECKPOINT_AT) == iso(clock.now)  # caught up as of now

@@ -71,7 +71,7 @@ def test_lookup_lists_every_account_sharing_a_number(store: Store) -> None:
     assert kinds["sms|1"]["kind"] == "passwordless"
     assert kinds["auth0|2"] == {
         "kind": "profile", "method": None, "confirmed": None, "source": "export",
-        "updated_at": "2026-11-27T09:00:00Z",
+        "updated_at": "2026-11-27T09:00:00Z", "identity": None,
     }  # fmt: skip
     assert kinds["auth0|4"]["method"] == "voice" and kinds["auth0|4"]["source"] == "authenticators"
     assert set(doc["freshness"]) == {"last_full_sync", "last_update", "stale"}
