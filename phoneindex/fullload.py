@@ -80,7 +80,9 @@ _STAGE_ACCOUNT = (
     "user_id", "email", "name", "connection", "blocked", "created_at", "last_login",
     "logins_count", "multifactor", "multifactor_last_modified", "mfa_key", "observed_at", "whole",
 )  # fmt: skip
-_STAGE_LINK = ("phone", "user_id", "kind", "method", "confirmed", "source", "observed_at")
+_STAGE_LINK = (
+    "phone", "user_id", "kind", "method", "confirmed", "source", "observed_at", "identity",
+)  # fmt: skip
 _PROFILE = (
     "email", "name", "connection", "blocked", "created_at", "last_login", "logins_count",
     "multifactor", "multifactor_last_modified", "mfa_key",
@@ -213,7 +215,7 @@ class FullLoad:
     def _link_row(self, c: PhoneLinked) -> Row:
         self.links[c.kind] = self.links.get(c.kind, 0) + 1
         return (c.phone, c.user_id, c.kind, c.method, c.confirmed, c.source,
-                self._observed(c.observed_at))  # fmt: skip
+                self._observed(c.observed_at), c.identity)  # fmt: skip
 
     def _flush(self, accounts: list[Row], links: list[Row]) -> None:
         self.accounts += len(accounts)
@@ -462,12 +464,16 @@ def _link_merged() -> dict[str, str]:
         "active": f"CASE WHEN {_N} THEN TRUE ELSE o.active END",
         "observed_at": f"CASE WHEN {_N} THEN s.observed_at ELSE o.observed_at END",
         "updated_at": f"CASE WHEN {_N} OR {_K} THEN :now ELSE o.updated_at END",
+        # Which identity carries the number is part of the link as last observed; the MFA
+        # authenticator id (not in exports) stays as it was.
+        "identity": f"CASE WHEN {_N} THEN s.identity ELSE o.identity END",
     }
 
 
 def _link_new() -> dict[str, str]:
     exprs = {c.name: "NULL" for c in link_table.columns}
-    exprs |= {c: f"s.{c}" for c in ("phone", "user_id", "kind", "method", "confirmed", "source")}
+    listed = ("phone", "user_id", "kind", "method", "confirmed", "source", "identity")
+    exprs |= {c: f"s.{c}" for c in listed}
     return exprs | {
         "confirmed_at": "CASE WHEN s.confirmed IS NULL THEN NULL ELSE s.observed_at END",
         "active": "TRUE",
