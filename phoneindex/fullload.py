@@ -75,6 +75,9 @@ def stamp_text(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+# What a full replace takes: the export's accounts (either form) and their numbers.
+Listing = AccountSeen | ExportedAccount | PhoneLinked
+
 # Staging columns, in the order of the tuples fed to them.
 _STAGE_ACCOUNT = (
     "user_id", "email", "name", "connection", "blocked", "created_at", "last_login",
@@ -145,7 +148,7 @@ class FullLoad:
             for name in ("stage_account", "stage_link"):
                 self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
 
-    def feed(self, changes: Iterable[Any], on_batch: Callable[[], None] | None = None) -> None:
+    def feed(self, changes: Iterable[Listing], on_batch: Callable[[], None] | None = None) -> None:
         """Stage the export's accounts and links, in batches."""
         accounts: list[Row] = []
         links: list[Row] = []
@@ -227,10 +230,10 @@ class FullLoad:
         if accounts:
             marks = ", ".join("?" * len(_STAGE_ACCOUNT))
             verb = "INSERT OR REPLACE" if accounts[-1][-1] else "INSERT OR IGNORE"  # mentions
-            run(f"{verb} INTO stage_account VALUES ({marks})", accounts)  # type: ignore[arg-type]
+            run(f"{verb} INTO stage_account VALUES ({marks})", accounts)
         if links:
             marks = ", ".join("?" * len(_STAGE_LINK))
-            run(f"INSERT OR REPLACE INTO stage_link VALUES ({marks})", links)  # type: ignore[arg-type]
+            run(f"INSERT OR REPLACE INTO stage_link VALUES ({marks})", links)
 
     def _copy(self, table: str, columns: Sequence[str], rows: list[Row]) -> None:
         if not rows:

@@ -30,7 +30,7 @@ from phoneindex.changes import (
     mfa_key,
 )
 from phoneindex.db import truncate_wal, upsert_insert, writer
-from phoneindex.fullload import IMPORT_CACHE_KIB, FullLoad, LoadCounts
+from phoneindex.fullload import IMPORT_CACHE_KIB, FullLoad, Listing, LoadCounts
 from phoneindex.models import EPOCH, account_table, checkpoint_table, link_table
 
 A = account_table.c
@@ -139,7 +139,7 @@ class Store:
 
     def replace_export(
         self,
-        changes: Iterable[Change],
+        changes: Iterable[Listing],
         snapshot_at: datetime,
         *,
         batch_size: int = 5000,
