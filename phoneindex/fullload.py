@@ -27,8 +27,10 @@ from phoneindex.changes import AccountSeen, PhoneLinked, mfa_key
 from phoneindex.models import EPOCH, account_table, link_table
 
 Row = tuple[Any, ...]
-IMPORT_CACHE_KIB = 131_072  # 128 MiB: an import stays well under 300 MB resident
-STAGE_CACHE_KIB = 65_536  # the TEMP staging tables' own page cache
+# SQLite page caches of the importing connection (its sorter may use as much as the main one):
+# together they keep an import of a million users well under 300 MB resident.
+IMPORT_CACHE_KIB = 65_536
+STAGE_CACHE_KIB = 32_768
 PG_WORK_MEM = "256MB"  # the merge's hash joins and sorts, in the server, for this transaction
 
 
@@ -134,13 +136,10 @@ class FullLoad:
             run(f"CREATE TEMP TABLE stage_link_raw ({lcols}, seq BIGSERIAL) ON COMMIT DROP")
             return
         run(f"PRAGMA temp.cache_size=-{STAGE_CACHE_KIB}")
-        # Keyed like the index: a listing replaces an earlier one of the same key, and the
-        # merge reads both in key order (no sort, the fresh tables are filled in order).
-        run(f"CREATE TEMP TABLE stage_account ({cols}, PRIMARY KEY (user_id)) WITHOUT ROWID")
-        run(
-            f"CREATE TEMP TABLE stage_link ({lcols}, PRIMARY KEY (phone, user_id, kind))"
-            " WITHOUT ROWID"
-        )
+        # Plain (rowid) tables: appending is the cheapest write by far (inserting a million
+        # random keys into a b-tree costs several times more); the merge sorts once.
+        run(f"CREATE TEMP TABLE stage_account ({cols})")
+        run(f"CREATE TEMP TABLE stage_link ({lcols})")
 
     def drop_stage(self) -> None:
         """SQLite: drop the staging tables (PostgreSQL drops them at commit or rollback)."""
@@ -179,6 +178,9 @@ class FullLoad:
                         on_batch()
             self._flush(accounts, links)
             self._flush([self._mention_row(u, at) for u, at in mentioned.items()], [])
+            if not self.pg:
+                for sql in _STAGE_KEYS:
+                    self.conn.exec_driver_sql(sql)
         finally:
             if collecting:
                 gc.enable()
@@ -229,11 +231,10 @@ class FullLoad:
         run = self.conn.exec_driver_sql
         if accounts:
             marks = ", ".join("?" * len(_STAGE_ACCOUNT))
-            verb = "INSERT OR REPLACE" if accounts[-1][-1] else "INSERT OR IGNORE"  # mentions
-            run(f"{verb} INTO stage_account VALUES ({marks})", accounts)
+            run(f"INSERT INTO stage_account VALUES ({marks})", accounts)
         if links:
             marks = ", ".join("?" * len(_STAGE_LINK))
-            run(f"INSERT OR REPLACE INTO stage_link VALUES ({marks})", links)
+            run(f"INSERT INTO stage_link VALUES ({marks})", links)
 
     def _copy(self, table: str, columns: Sequence[str], rows: list[Row]) -> None:
         if not rows:
@@ -254,27 +255,28 @@ class FullLoad:
             run(f"SET LOCAL work_mem = '{PG_WORK_MEM}'")
             self._dedup_pg()
             run("LOCK TABLE account, phone_link IN EXCLUSIVE MODE")  # writers wait, readers not
-        old_accounts = self._count("account")
-        old_links = self._count("phone_link")
         self._create_fresh(account_table)
         if self.pg:
+            old = self._count("account"), self._count("phone_link")
             kept = self._execute(_accounts_kept_sql(), params)
             self._execute(_accounts_new_sql(), params)
+            self._create_fresh(link_table)
+            kept_links = self._execute(_links_kept_sql(), params)
+            self._execute(_links_new_sql(), params)
+            removed = old[0] - kept, old[1] - kept_links
         else:
             self._execute(_accounts_listed_sql(), params)
             self._execute(_accounts_unlisted_sql(), params)
-            kept = old_accounts - self._missing("account", "user_id")
-        self._create_fresh(link_table)
-        if self.pg:
-            kept_links = self._execute(_links_kept_sql(), params)
-            self._execute(_links_new_sql(), params)
-        else:
+            self._create_fresh(link_table)
             self._execute(_links_listed_sql(), params)
             self._execute(_links_unlisted_sql(), params)
-            kept_links = old_links - self._missing("phone_link", "phone", "user_id", "kind")
+            removed = (
+                self._missing("account", "user_id"),
+                self._missing("phone_link", "phone", "user_id", "kind"),
+            )
         self._put_in_place(account_table)
         self._put_in_place(link_table)
-        return LoadCounts(self.accounts, self.links, old_accounts - kept, old_links - kept_links)
+        return LoadCounts(self.accounts, self.links, *removed)
 
     def _missing(self, table: str, *key: str) -> int:
         """Rows of the index's `table` that its fresh copy does not have."""
@@ -361,9 +363,10 @@ _U = (
 _SEEN = f"(s.observed_at > o.seen_at AND (s.whole = 0 OR {_U}))"
 
 
-def _insert(table: Table, exprs: dict[str, str], tail: str) -> str:
+def _insert(table: Table, exprs: dict[str, str], tail: str, *, replace: bool = False) -> str:
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
     return (
-        f"INSERT INTO {table.name}_new ({', '.join(exprs)}) SELECT {', '.join(exprs.values())} "
+        f"{verb} INTO {table.name}_new ({', '.join(exprs)}) SELECT {', '.join(exprs.values())} "
         + tail
     )
 
@@ -400,6 +403,14 @@ def _account_new() -> dict[str, str]:
     }
 
 
+# SQLite: the staged rows are read through a key index in key order (sorting the keys is far
+# cheaper than sorting whole rows): the index is then probed, and the fresh table written, in
+# key order, and of two listings of one key the later one replaces the earlier (a mention,
+# whole = 0, comes before a listing and never replaces it).
+_STAGE_KEYS = (
+    "CREATE INDEX temp.stage_account_key ON stage_account (user_id, whole)",
+    "CREATE INDEX temp.stage_link_key ON stage_link (phone, user_id, kind)",
+)
 _FINAL_SEEN = f"CASE WHEN {_SEEN} THEN s.observed_at ELSE o.seen_at END >= :snap"
 
 
@@ -423,12 +434,13 @@ def _accounts_new_sql() -> str:
 
 
 def _accounts_listed_sql() -> str:
-    """SQLite: every listed account, merged with the index's."""
+    """SQLite: every listed account, merged with the index's (the last listing wins)."""
     return _insert(
         account_table,
         _either("o.user_id IS NULL", _account_new(), _account_merged()),
         "FROM stage_account s LEFT JOIN account o ON o.user_id = s.user_id"
-        f" WHERE o.user_id IS NULL OR {_FINAL_SEEN}",
+        f" WHERE o.user_id IS NULL OR {_FINAL_SEEN} ORDER BY s.user_id, s.whole, s.rowid",
+        replace=True,
     )
 
 
@@ -506,13 +518,14 @@ def _links_new_sql() -> str:
 
 
 def _links_listed_sql() -> str:
-    """SQLite: every listed link, merged with the index's."""
+    """SQLite: every listed link, merged with the index's (the last listing wins)."""
     return _insert(
         link_table,
         _either("o.phone IS NULL", _link_new(), _link_merged()),
         f"FROM stage_link s LEFT JOIN phone_link o ON {_SAME_LINK}"
         f" WHERE (CASE WHEN o.phone IS NULL THEN {_LISTED_STAYS} ELSE {_MERGED_STAYS} END)"
-        f" AND {_HAS_ACCOUNT.format(t='s')}",
+        f" AND {_HAS_ACCOUNT.format(t='s')} ORDER BY s.phone, s.user_id, s.kind, s.rowid",
+        replace=True,
     )
 
 
