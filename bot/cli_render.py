@@ -84,9 +84,32 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
         console.print(f"{label}: {run_line(doc.get(key))}")
     running = doc.get("running")
     console.print(f"running: {run_line(running) if running else 'nothing'}")
-    console.print(f"log checkpoint: {doc.get('log_checkpoint') or 'none yet'}")
+    console.print(f"log checkpoint: {checkpoint_line(doc)}")
     stale = "[bold red]yes[/]" if doc.get("stale") else "no"
     console.print(f"stale: {stale}   last update: {_when(doc.get('last_update'))}")
+
+
+def checkpoint_line(doc: dict[str, Any]) -> str:
+    """The log checkpoint and how far behind the tenant's log the index may be."""
+    checkpoint = doc.get("log_checkpoint")
+    if checkpoint is None:
+        return "none yet"
+    where = escape(checkpoint) if checkpoint else "the start of the Auth0 log"
+    age = doc.get("log_checkpoint_age_seconds")
+    if age is None:
+        return where
+    return f"{where} (log events applied up to {_age(age)} ago)"
+
+
+def _age(seconds: int) -> str:
+    """A duration in its largest whole unit: `40 s`, `12 min`, `5 h`, `3 days`."""
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
 
 
 def run_line(run: dict[str, Any] | None) -> str:

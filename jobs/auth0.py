@@ -240,16 +240,24 @@ class Auth0Client:
         """Events after `from_id` (checkpoint mode); with None, only the newest event."""
         path = "/api/v2/logs"
         if from_id is None:
-            params: dict[str, Any] = {"per_page": 1, "page": 0, "sort": "date:-1"}
-            items, _ = self._json_list("GET", path, priority, "logs", params)
-            newest = [e for e in items if isinstance(e, dict)][:1]
-            return LogPage(newest, _str(newest[0].get("log_id")) if newest else None)
+            return self._one_log("date:-1", priority)
         params = {"from": from_id, "take": max(1, min(take, 100))}
         response = self._call("GET", path, priority, params=params)
         items, _ = self._parse_list(response, "GET", path, "logs")
         events = [e for e in items if isinstance(e, dict)]
         last = _str(events[-1].get("log_id")) if events else None
         return LogPage(events, _link_from(response) or last or from_id)
+
+    def get_oldest_log(self, *, priority: Priority = "bulk") -> LogPage:
+        """The oldest event still kept (search mode, oldest first), to read a log from its start."""
+        return self._one_log("date:1", priority)
+
+    def _one_log(self, sort: str, priority: Priority) -> LogPage:
+        """The first event in search mode under `sort`, and its log_id (None: no events)."""
+        params: dict[str, Any] = {"per_page": 1, "page": 0, "sort": sort}
+        items, _ = self._json_list("GET", "/api/v2/logs", priority, "logs", params)
+        first = [e for e in items if isinstance(e, dict)][:1]
+        return LogPage(first, _str(first[0].get("log_id")) if first else None)
 
     def get_user(self, user_id: str, *, priority: Priority = "interactive") -> dict[str, Any]:
         """One user's profile (immediately consistent, unlike search)."""

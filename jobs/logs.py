@@ -4,17 +4,34 @@ The mapping is deterministic: an event gives the same changes however often and 
 order it is seen, all observed at the event's own `date`, and the store is last-writer-wins by
 that time, so replays and out-of-order deliveries converge on the same index. A number is linked
 only when the event carries a real one; a masked, hashed or missing number on an MFA event queues
-the account for a re-read of its authentication methods instead.
+the account for a re-read instead (RefetchRequested: the whole account, and its MFA numbers).
 
 Where the numbers are (Auth0 documents the event types, not every `details` shape):
 - `gd_*` MFA events: `details.authenticator.phone_number` (Auth0's own detections and Panther's
-  group users by it) or `details.enrollment.phone_number`; Guardian writes `+1 4155550100`.
-  `gd_enrollment_complete` says the factor in its description, "Guardian - Enrollment complete
-  (sms)"; `gd_send_sms` reads "Guardian - Second factor sms sent".
+  group users by it; Twilio Verify's Auth0 integration reads it from `gd_auth_succeed`) or
+  `details.enrollment.phone_number`; Guardian writes `+1 4155550100`. `details.authenticator.id`
+  (`sms|dev_...`) or `type` may name the factor. `gd_enrollment_complete` says the factor in its
+  description, "Guardian - Enrollment complete (sms)"; `gd_send_sms` reads "Guardian - Second
+  factor sms sent".
 - `ss`: `details.body.phone_number`; `scpn`: `details.body.old_phone_number`/`new_phone_number`.
 - `sapi`: `details.request.method` (lower case) and `details.request.path` with the user id
-  URL-encoded (`/api/v2/users/auth0%7C56a7...`); its `user_id` is the admin who made the call,
-  never the user acted on, so the target is taken from the path only.
+  URL-encoded (`/api/v2/users/auth0%7C56a7...`) or not; `details.request.body` may be absent;
+  its `user_id` is the admin who made the call, never the user acted on, so the target is taken
+  from the path (and, for account linking, the request body) only.
+
+The `gd_*` types, decided one by one (Auth0's "Log Event Type Codes" list):
+- enrollment: `gd_start_enroll` (a number in it is being enrolled: unconfirmed, re-read),
+  `gd_enrollment_complete`, `gd_unenroll`, `gd_update_device_account`, `gd_user_delete`;
+- codes sent: `gd_send_sms`, `gd_send_voice` and their `_failure` twins (a number that failed to
+  receive a code is still the number the factor uses);
+- challenges: `gd_auth_succeed` proves possession (a confirmed link); `gd_auth_failed`,
+  `gd_auth_rejected`, `gd_otp_rate_limit_exceed` and `gd_start_auth` name the factor's number
+  but prove nothing (state unknown; unconfirmed and re-read when the text says enrollment);
+- not about phone numbers, left out and counted: recovery codes (`gd_recovery_*`), push
+  (`gd_send_pn*`), e-mail (`gd_send_email*`, `gd_auth_*email_verification`), WebAuthn
+  (`gd_webauthn_*`), tenant settings (`gd_tenant_update`, `gd_module_switch`),
+  `gd_start_enroll_failed`.
+A number that is present but masked or unusable on any mapped `gd_*` event queues a re-read.
 
 Malformed events (a relevant type without a usable `user_id` or an aware ISO `date`) raise
 BadEvent from event_changes(); events_changes() skips and counts them.
@@ -33,6 +50,7 @@ from phoneindex.changes import (
     AccountDeleted,
     AccountSeen,
     Change,
+    EnrollmentRemoved,
     Kind,
     Method,
     PhoneLinked,
@@ -44,8 +62,16 @@ from phoneindex.numbers import is_masked, to_e164_or_none
 
 _WRITES = frozenset({"post", "put", "patch", "delete"})
 # /api/v2/users/{id}/<this>/...: writes that change the user's MFA authenticators.
-_MFA_RESOURCES = frozenset({"authentication-methods", "authenticators", "multifactor"})
+_MFA_RESOURCES = frozenset(
+    {"authentication-methods", "authenticators", "multifactor", "enrollments"}
+)
 _DELETED_USER = re.compile(r"^user_id:\s*(\S+)$")
+_API = "/api/v2/"
+# Run records keep at most this many distinct unmapped types, each name cut to this length:
+# a log stream posts whatever it is sent.
+MAX_UNMAPPED_TYPES = 100
+_TYPE_CHARS = 40
+OTHER_TYPES = "(other)"
 
 
 class BadEvent(WhoisError):
@@ -69,8 +95,12 @@ class MappedEvents:
     ignored: int = 0  # types that say nothing about accounts or phone numbers
     bad: int = 0  # relevant events without a usable user id or date
     withheld_numbers: int = 0  # numbers present but masked, hashed or unusable: never indexed
+    enrollments_removed: int = 0  # MFA enrollments deleted by id, owner not named
+    # How many events of each type were seen and not mapped, so an operator sees what the
+    # tenant sends (`s`, `fp`, ...); events without a type count in `ignored` only.
+    unmapped_types: dict[str, int] = field(default_factory=dict)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[str, Any]:
         """Counts for run records."""
         return {
             "events": self.events,
@@ -78,6 +108,8 @@ class MappedEvents:
             "ignored": self.ignored,
             "bad": self.bad,
             "withheld_numbers": self.withheld_numbers,
+            "enrollments_removed": self.enrollments_removed,
+            "unmapped_types": dict(self.unmapped_types),
         }
 
 
@@ -109,13 +141,18 @@ class _Event:
 
     def mfa_number(self) -> str | None:
         """The first usable number of `details.authenticator` / `details.enrollment`."""
+        return self.mfa_number_seen()[0]
+
+    def mfa_number_seen(self) -> tuple[str | None, bool]:
+        """(usable number or None, whether a number was there at all, usable or not)."""
         parsed = [
             _parse_number(_get(self.details, key, "phone_number"), self.region)
             for key in ("authenticator", "enrollment")
         ]
         phone = next((phone for _, phone in parsed if phone is not None), None)
-        self.withheld += phone is None and any(present for present, _ in parsed)
-        return phone
+        present = any(seen for seen, _ in parsed)
+        self.withheld += phone is None and present
+        return phone, present
 
     @property
     def passwordless(self) -> bool:
@@ -151,6 +188,8 @@ def events_changes(
         event_type = event.get("type") if isinstance(event, Mapping) else None
         if not isinstance(event_type, str) or event_type not in _MAPPERS:
             out.ignored += 1
+            if isinstance(event_type, str):
+                count_type(out.unmapped_types, event_type)
             continue
         try:
             changes, withheld = _map(event, default_region)
@@ -159,8 +198,17 @@ def events_changes(
             continue
         out.mapped += 1
         out.withheld_numbers += withheld
+        out.enrollments_removed += sum(isinstance(c, EnrollmentRemoved) for c in changes)
         out.changes.extend(changes)
     return out
+
+
+def count_type(counts: dict[str, int], event_type: str, n: int = 1) -> None:
+    """Add `n` events of `event_type` to `counts`, keeping the dict small whatever comes in."""
+    key = event_type[:_TYPE_CHARS]
+    if key not in counts and len(counts) >= MAX_UNMAPPED_TYPES:
+        key = OTHER_TYPES
+    counts[key] = counts.get(key, 0) + n
 
 
 def event_date(event: Mapping[str, Any]) -> datetime | None:
@@ -285,37 +333,111 @@ def _deleted(ev: _Event) -> list[Change]:
     return [AccountDeleted(ev.user, ev.at)]
 
 
+def _challenged(confirmed: bool | None) -> Callable[[_Event], list[Change]]:
+    """An MFA challenge (or its start) on a factor that may carry the account's number.
+
+    The number named is the factor's own: linked with `confirmed` (True only when the challenge
+    proved possession); during an enrollment ("enrol" in the text) it is not confirmed yet and
+    the account is re-read once it is. A masked number queues a re-read; no number (TOTP, push,
+    e-mail factors): nothing.
+    """
+
+    def mapper(ev: _Event) -> list[Change]:
+        phone, present = ev.mfa_number_seen()
+        if phone is None:
+            return [ev.refetch()] if present else []
+        if "enrol" in ev.description.lower():
+            return [ev.mfa_link(phone, _enrolled_method(ev), False), ev.refetch()]
+        return [ev.mfa_link(phone, _enrolled_method(ev), confirmed)]
+
+    return mapper
+
+
+def _enroll_started(ev: _Event) -> list[Change]:
+    """An MFA enrollment started: a number in it is not confirmed yet; re-read when it is."""
+    phone, present = ev.mfa_number_seen()
+    if phone is None:
+        return [ev.refetch()] if present else []
+    return [ev.mfa_link(phone, _enrolled_method(ev), False), ev.refetch()]
+
+
 def _management_api(ev: _Event) -> list[Change]:
-    """Management API writes that delete a user or change a user's MFA authenticators."""
+    """Successful Management API writes to users, their identities and MFA enrollments."""
     request = _mapping(ev.details.get("request"))
-    status = _mapping(ev.details.get("response")).get("statusCode")
+    response = _mapping(ev.details.get("response"))
+    status = response.get("statusCode")
     method = str(request.get("method", "")).lower()
-    path = request.get("path")
-    if method not in _WRITES or not isinstance(path, str):
+    segments = _api_segments(request.get("path"))
+    if method not in _WRITES or segments is None:
         return []
     if isinstance(status, int) and not isinstance(status, bool) and status >= 400:
         return []
-    segments = path.split("?", 1)[0].rstrip("/").split("/")
-    if segments[:4] != ["", "api", "v2", "users"] or len(segments) < 5:
-        return []  # e.g. /api/v2/guardian/enrollments/{id}: the user is not named
-    user = unquote(segments[4])
-    rest = segments[5:]
+    if segments[:2] == ["guardian", "enrollments"] and len(segments) == 3 and method == "delete":
+        # The owner is not named: the store finds it through the authenticator id it knows.
+        return [EnrollmentRemoved(segments[2], ev.at)] if segments[2] else []
+    if segments[:1] != ["users"]:
+        return []
+    if len(segments) == 1:  # POST /api/v2/users: the new id is in the response, if logged
+        created = _text(_mapping(response.get("body")).get("user_id"))
+        return [RefetchRequested(created, ev.at)] if method == "post" and created else []
+    return _user_write(ev, method, segments[1], segments[2:], _mapping(request.get("body")))
+
+
+def _user_write(
+    ev: _Event, method: str, user: str, rest: list[str], body: Mapping[str, Any]
+) -> list[Change]:
+    """A write to /api/v2/users/{user}[/rest]: the body may be absent, so re-read the account."""
     if not user:
         return []
     if not rest:
-        return [AccountDeleted(user, ev.at)] if method == "delete" else []
+        # PATCH/PUT of the user (phone_number, blocked, anything): re-read; DELETE: gone.
+        return [AccountDeleted(user, ev.at)] if method == "delete" else [_reread(user, ev)]
+    if rest[0] == "identities":
+        return [_reread(user, ev), *_secondary(ev, method, rest[1:], body)]
     if rest[0] in _MFA_RESOURCES and rest[1:2] != ["actions"]:
-        return [RefetchRequested(user, ev.at)]
-    return []
+        return [_reread(user, ev)]
+    return []  # roles, permissions, sessions, invalidate-remember-browser, ...
+
+
+def _secondary(ev: _Event, method: str, rest: list[str], body: Mapping[str, Any]) -> list[Change]:
+    """The other account of a link or unlink, when the call names it: re-read it too.
+
+    Linking (`POST .../identities` with `provider` and `user_id`) ends the secondary account
+    (its re-read answers 404); unlinking (`DELETE .../identities/{provider}/{user_id}`) makes it
+    an account of its own again. Linking with a `link_with` token names no one.
+    """
+    if method == "delete" and len(rest) >= 2:
+        provider, ident = rest[0], "/".join(rest[1:])
+    elif method == "post" and not rest:
+        provider, ident = _text(body.get("provider")) or "", _text(body.get("user_id")) or ""
+    else:
+        return []
+    if not provider or not ident:
+        return []
+    user = ident if ident.startswith(f"{provider}|") else f"{provider}|{ident}"
+    return [_reread(user, ev)]
+
+
+def _reread(user: str, ev: _Event) -> RefetchRequested:
+    """Re-read `user` as of the event."""
+    return RefetchRequested(user, ev.at)
 
 
 _MAPPERS: dict[str, Callable[[_Event], list[Change]]] = {
+    "gd_start_enroll": _enroll_started,
     "gd_enrollment_complete": _enrollment_complete,
     "gd_unenroll": _unenroll,
     "gd_update_device_account": _update_device_account,
     "gd_user_delete": lambda ev: [ev.refetch()],  # an admin reset the user's MFA
     "gd_send_sms": _sent("sms"),
     "gd_send_voice": _sent("voice"),
+    "gd_send_sms_failure": _sent("sms"),
+    "gd_send_voice_failure": _sent("voice"),
+    "gd_auth_succeed": _challenged(True),
+    "gd_auth_failed": _challenged(None),
+    "gd_auth_rejected": _challenged(None),
+    "gd_otp_rate_limit_exceed": _challenged(None),
+    "gd_start_auth": _challenged(None),
     "ss": _signup,
     "scpn": _phone_changed,
     "sdu": _deleted,
@@ -334,11 +456,21 @@ def _enrolled_method(ev: _Event) -> Method | None:
     for method in ("sms", "voice"):
         if f"({method})" in text:
             return method
-    for key in ("preferred_authentication_method", "method", "type"):
+    for key in ("preferred_authentication_method", "method", "type", "id"):
         value = _get(ev.details, "authenticator", key)
+        if key == "id" and isinstance(value, str):
+            value = value.split("|", 1)[0]  # `sms|dev_...`, `voice|dev_...`
         if value in ("sms", "voice"):
             return "sms" if value == "sms" else "voice"
     return None
+
+
+def _api_segments(path: Any) -> list[str] | None:
+    """The decoded segments after `/api/v2/` of a request path (ids URL-encoded or not)."""
+    if not isinstance(path, str) or _API not in path:
+        return None
+    tail = path.split("?", 1)[0].split(_API, 1)[1].strip("/")
+    return [unquote(part) for part in tail.split("/")] if tail else None
 
 
 def _get(obj: Any, *keys: str) -> Any:

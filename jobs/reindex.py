@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from jobs.alerts import Alerts
-from jobs.auth0 import Auth0Client, DownloadExpired, ExportJob
+from jobs.auth0 import Auth0Client, Auth0Error, DownloadExpired, ExportJob
 from jobs.enrich import enrich as read_mfa_numbers
 from jobs.exports import EXPORT_FIELDS, ImportResult, import_export
 from jobs.runs import AlreadyRunning, RunHandle, RunNotQueued, Runs, ShuttingDown
+from jobs.sync import LogPosition, hand_off, note_log_position
 from phoneindex.errors import WhoisError
 from phoneindex.settings import Settings
 from phoneindex.store import Store, utcnow
@@ -96,6 +97,9 @@ def reindex(
     report = progress or _silent
     # Anything another source observes after this moment survives the import's sweep.
     observed_at = clock()
+    # Where the log stands before the job exists: the first log pull after the import starts
+    # there, so nothing between the export's snapshot and that pull is lost.
+    position = _log_position(store, client, clock)
     job = client.create_users_export(
         list(EXPORT_FIELDS), format="json", connection_id=connection_id
     )
@@ -120,8 +124,22 @@ def reindex(
             store, path, default_region=default_region, observed_at=observed_at, progress=on_import
         )
     run.counts.update(result.counts())
+    if position is not None:
+        run.counts["log_checkpoint"] = hand_off(store, position, clock)
     log.info("run %s: %s", run.id, result.summary())
     return result
+
+
+def _log_position(
+    store: Store, client: Auth0Client, clock: Callable[[], datetime]
+) -> LogPosition | None:
+    """The log position for the hand-off; None (logged) when Auth0 would not tell it."""
+    try:
+        return note_log_position(store, client, clock)
+    except Auth0Error as exc:
+        # The export is still worth having; the log pull then starts as it would without one.
+        log.warning("could not read the newest Auth0 log before the export (%s): no hand-off", exc)
+        return None
 
 
 def _wait_for(

@@ -172,10 +172,28 @@ class Runs:
             "running": self.running(),
             "queued": self.next_queued("full"),
             "log_checkpoint": self.store.get_checkpoint("auth0.log_checkpoint"),
+            **self._checkpoint_age(),
             "stale": fresh["stale"],
             "last_update": fresh["last_update"],
         }
         return doc
+
+    def _checkpoint_age(self) -> dict[str, Any]:
+        """How far the log pull is known applied: `log_checkpoint_at` and its age in seconds.
+
+        `log_checkpoint_at` is the time up to which Auth0 log events are known applied: the date
+        of the last event read, the time a pull last found nothing newer, or the moment a full
+        sync's export job was created when the checkpoint was handed over from it.
+        """
+        stamp = self.store.get_checkpoint("auth0.log_checkpoint_at")
+        try:
+            at = datetime.fromisoformat(stamp) if stamp else None
+        except ValueError:
+            at = None
+        if at is None or at.tzinfo is None:
+            return {"log_checkpoint_at": None, "log_checkpoint_age_seconds": None}
+        age = max(int((self.clock() - at).total_seconds()), 0)
+        return {"log_checkpoint_at": stamp, "log_checkpoint_age_seconds": age}
 
     # ----------------------------------------------------------------- queue
 

@@ -28,6 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from jobs.alerts import Alerts, Notifier
 from jobs.auth0 import Auth0Client
 from jobs.enrich import EnrichResult, enrich
+from jobs.limits import JOB_LIMITS, LIMITS_EVERY, limit_recovery_job
 from jobs.reindex import (
     ENRICH_ALERT,
     FULL_ALERT,
@@ -378,6 +379,7 @@ def build_scheduler(settings: Settings, deps: Deps, *, blocking: bool) -> BaseSc
     add(enrich_job, JOB_ENRICH, _every(ENRICH_EVERY), ENRICH_EVERY)
     add(stale_check_job, JOB_STALE, _every(STALE_EVERY), STALE_EVERY)
     add(queued_runs_job, JOB_QUEUE, _every(QUEUE_EVERY), QUEUE_EVERY)
+    add(limit_recovery_job, JOB_LIMITS, _every(LIMITS_EVERY), LIMITS_EVERY)
     return scheduler
 
 

@@ -8,19 +8,24 @@ A first run only records the newest log: history is a full reindex's job. A chec
 refuses, or one that has not been confirmed caught up for longer than Auth0 keeps logs (30 days
 at most, by plan), means events may have been lost: supervisors are alerted, the checkpoint
 restarts at the newest log, and the result asks the caller (CLI, scheduler) for a full reindex.
+
+A full sync hands its export's place in the log over (note_log_position() before the export job
+is created, hand_off() once its import succeeded), so the first pull after it applies every event
+after the export's snapshot. A tenant log that is empty when a position is taken is recorded as
+LOG_START: the next pull then reads from the oldest event on.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from jobs.alerts import Alerts
 from jobs.auth0 import Auth0RequestError, LogPage
-from jobs.logs import event_date, events_changes
+from jobs.logs import count_type, event_date, events_changes
 from jobs.runs import RunHandle
 from phoneindex.db import writer
 from phoneindex.store import Store, iso, utcnow
@@ -33,6 +38,9 @@ CHECKPOINT = "auth0.log_checkpoint"
 CHECKPOINT_AT = "auth0.log_checkpoint_at"
 CHECKPOINT_EXPIRED_ALERT = "logs.checkpoint_expired"
 MAX_LOG_RETENTION = timedelta(days=30)
+# The checkpoint "before the first event": the tenant log was empty when it was taken.
+LOG_START = ""
+SUMMARY_TYPES = 4  # unmapped types named in the summary line, most frequent first
 # What Auth0 (and our fake) answer when `from` names a log outside the retention period.
 _REFUSED_CHECKPOINT = "invalid_query_string"
 
@@ -41,6 +49,8 @@ class LogReader(Protocol):
     """What the sync needs of the Management API client."""
 
     def get_logs(self, from_id: str | None, take: int = 100) -> LogPage: ...
+
+    def get_oldest_log(self) -> LogPage: ...
 
 
 @dataclass
@@ -53,6 +63,8 @@ class SyncResult:
     ignored: int = 0
     bad: int = 0
     withheld_numbers: int = 0
+    enrollments_removed: int = 0
+    unmapped_types: dict[str, int] = field(default_factory=dict)
     checkpoint: str | None = None
     first_run: bool = False
     needs_full_sync: bool = False
@@ -66,6 +78,8 @@ class SyncResult:
             "ignored": self.ignored,
             "bad_events": self.bad,
             "withheld_numbers": self.withheld_numbers,
+            "enrollments_removed": self.enrollments_removed,
+            "unmapped_types": dict(self.unmapped_types),
         }
         if self.first_run:
             counts["first_run"] = True
@@ -83,7 +97,15 @@ class SyncResult:
             f"read {self.events:,} log events in {self.pages:,} pages, "
             f"applied {self.changes:,} changes"
             + (f"; {self.bad:,} malformed events skipped" if self.bad else "")
+            + (f"; not mapped: {self.unmapped_line()}" if self.unmapped_types else "")
         )
+
+    def unmapped_line(self) -> str:
+        """The most frequent unmapped types with their counts: `s 120, fp 3, +2 more types`."""
+        ranked = sorted(self.unmapped_types.items(), key=lambda item: (-item[1], item[0]))
+        shown = ", ".join(f"{name} {n:,}" for name, n in ranked[:SUMMARY_TYPES])
+        rest = len(ranked) - SUMMARY_TYPES
+        return shown + (f", +{rest} more type{'s' if rest > 1 else ''}" if rest > 0 else "")
 
 
 def sync_logs(
@@ -131,7 +153,7 @@ def _read_pages(
     """Follow the checkpoint until a page comes back empty (or `max_pages` were read)."""
     while max_pages is None or result.pages < max_pages:
         try:
-            page = client.get_logs(result.checkpoint, take)
+            page = _next_page(client, result.checkpoint, take)
         except Auth0RequestError as exc:
             if exc.status != 400 or exc.code != _REFUSED_CHECKPOINT:
                 raise
@@ -148,6 +170,13 @@ def _read_pages(
             run.heartbeat()
         if result.checkpoint == previous:
             break  # the Link header did not move on: nothing more to follow
+
+
+def _next_page(client: LogReader, checkpoint: str | None, take: int) -> LogPage:
+    """The events after the checkpoint; from LOG_START, the oldest event (checkpoint mode then)."""
+    if checkpoint == LOG_START:
+        return client.get_oldest_log()
+    return client.get_logs(checkpoint, take)
 
 
 def _apply_page(
@@ -171,6 +200,9 @@ def _apply_page(
     result.ignored += mapped.ignored
     result.bad += mapped.bad
     result.withheld_numbers += mapped.withheld_numbers
+    result.enrollments_removed += mapped.enrollments_removed
+    for event_type, n in mapped.unmapped_types.items():
+        count_type(result.unmapped_types, event_type, n)
 
 
 def _expired(
@@ -199,10 +231,64 @@ def _expired(
 def _restart_at_newest(
     store: Store, client: LogReader, clock: Callable[[], datetime], result: SyncResult
 ) -> None:
-    """Point the checkpoint at the newest log (none yet: the next run tries again)."""
-    newest = client.get_logs(None).next_from
+    """Point the checkpoint at the newest log (an empty log: at its start)."""
+    newest = _newest(client)
     _save_checkpoint(store, newest, clock())
     result.checkpoint = newest
+
+
+def _newest(client: LogReader) -> str:
+    """The newest log_id now, or LOG_START when the tenant log is empty."""
+    newest = client.get_logs(None).next_from
+    return LOG_START if newest is None else newest
+
+
+# ----------------------------------------------------------------------------- hand-off
+
+
+@dataclass(frozen=True)
+class LogPosition:
+    """Where the Auth0 log stood when an export job was created, and the checkpoint then."""
+
+    newest: str  # the newest log_id, or LOG_START for an empty tenant log
+    at: datetime  # the export holds the tenant as of this moment or later
+    stored: str | None  # the log checkpoint stored at that moment
+
+
+def note_log_position(
+    store: Store, client: LogReader, clock: Callable[[], datetime] = utcnow
+) -> LogPosition:
+    """Record the newest log_id; call it before the export job is created, never after."""
+    at = clock()
+    return LogPosition(_newest(client), at, store.get_checkpoint(CHECKPOINT))
+
+
+def hand_off(
+    store: Store,
+    position: LogPosition,
+    clock: Callable[[], datetime] = utcnow,
+    retention: timedelta = MAX_LOG_RETENTION,
+) -> str:
+    """After the export's import succeeded: make the log pull resume at or before its snapshot.
+
+    The safe rule: the pull must resume at or before the export's snapshot. Resuming earlier
+    only replays events (harmless: the mapping is deterministic and the store idempotent), and
+    it keeps MFA changes the export cannot hold (exports carry no MFA numbers). Resuming later
+    would lose every event in between. So a stored checkpoint that is still the one stored when
+    the position was taken (it was the newest log or older then, hence at or before the
+    snapshot) and still within the log retention is kept; otherwise (none yet, expired, or moved
+    by another writer meanwhile, in a direction nobody can tell) the export's own position is
+    stored. Returns which of the two happened, for the run record.
+    """
+    current = store.get_checkpoint(CHECKPOINT)
+    age = _checkpoint_age(store, clock)
+    fresh = age is None or age <= retention
+    if current is not None and current == position.stored and fresh:
+        log.info("log checkpoint kept: it is at or before the export's snapshot")
+        return "kept"
+    _save_checkpoint(store, position.newest, position.at)
+    log.info("log checkpoint set to where the log stood when the export job was created")
+    return "export snapshot"
 
 
 def _save_checkpoint(store: Store, checkpoint: str | None, at: datetime) -> None:
@@ -232,7 +318,7 @@ def _log_outcome(result: SyncResult) -> None:
     if result.withheld_numbers:
         log.warning(
             "log sync: %d phone numbers in log events were masked or unusable and not indexed "
-            "(MFA accounts among them are queued for a re-read of their authenticators)",
+            "(the accounts of MFA events among them are queued for a re-read)",
             result.withheld_numbers,
         )
 

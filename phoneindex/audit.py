@@ -9,23 +9,13 @@ else a random 32-byte key generated once and kept in `app_secret` ("audit.hash_k
 the database, it sits next to the hashes; set MFA_WHOIS_SECRET_KEY to keep them apart. Changing
 the key makes later hashes unrelated to earlier ones.
 
-How callers use it (one mechanism for every surface):
-
-    allowance = audit.allow(actor, settings.agent_lookups_per_hour)
-    if not allowance.allowed:
-        if audit.record_refusal(actor=actor, via="slack", phone=e164):
-            alerts...  # first refusal of this actor in an hour: tell supervisors once
-        return refuse(allowance.retry_after_seconds)
-    document = store.lookup(e164)
-    audit.record(actor=actor, via="slack", phone=e164, accounts=len(document["accounts"]))
-
-The limit counts the actor's recorded lookups in the sliding last hour, over every `via`
-(a live check counts as a lookup). A limit of 0 means unlimited. Refused attempts are recorded
-(via "<via>-refused", accounts 0) so they show in `mfa-whois audit`, but they do not count
-towards the limit: an actor who keeps retrying is allowed again as soon as enough of their
-earlier lookups leave the window, never locked out indefinitely. allow() is a read and record()
-a separate short write, so concurrent lookups by one actor may overshoot the limit by at most
-the number of requests in flight; this is an abuse limit, not a quota.
+How callers use it: surfaces go through phoneindex.audit_trail.AuditTrail, which decides the
+hourly limit from the rows written here plus the rows it still holds, and writes rows behind the
+answer. The limit counts an actor's lookups in the sliding last hour, over every `via` (a live
+check and a page view count as lookups). Refused attempts are recorded (via "<via>-refused",
+accounts 0) so they show in `mfa-whois audit`, but they do not count towards the limit: an
+actor who keeps retrying is allowed again as soon as enough of their earlier lookups leave the
+window, never locked out indefinitely.
 """
 
 from __future__ import annotations
@@ -33,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import math
 import re
 import secrets
 from collections.abc import Callable
@@ -41,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, select, text
+from sqlalchemy import ColumnElement, and_, func, insert, select
 from sqlalchemy.engine import Connection, Engine
 
 from phoneindex.db import upsert_insert, writer
@@ -56,7 +45,6 @@ KEY_NAME = "audit.hash_key"
 REFUSED_SUFFIX = "-refused"
 HASH_HEX_CHARS = 32
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
-_LOCK_CLASS = 0x6D66_6175  # PostgreSQL advisory lock class for refusals: "mfau"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,24 +115,10 @@ class Audit:
 
         `at` is when the lookup happened (callers that write later pass it); default now.
         """
-        row = self._row(actor, via, phone, accounts)
-        if at is not None:
-            row["at"] = at
+        row = self.row(actor=actor, via=via, phone=phone, accounts=accounts, at=at)
         with self.engine.connect() as conn:
             with writer(conn).begin():
-                conn.execute(insert(audit_table).values(row))
-
-    def record_refusal(self, *, actor: str, via: str, phone: str) -> bool:
-        """Record a refused lookup; True when the actor had no refusal in the last hour."""
-        row = self._row(actor, via + REFUSED_SUFFIX, phone, 0)
-        earlier = select(C.id).where(C.actor == actor, C.at > row["at"] - WINDOW, _refused(True))
-        with self.engine.connect() as conn:
-            with writer(conn).begin():
-                self._serialize(conn, actor)
-                first = conn.execute(earlier.limit(1)).first() is None
-                conn.execute(insert(audit_table).values(row))
-        log.warning("refused a lookup by %s via %s: over the hourly limit", actor, via)
-        return first
+                self.insert(conn, [row])
 
     def _row(self, actor: str, via: str, phone: str, accounts: int) -> dict[str, Any]:
         """One audit row; the number goes in only as its keyed hash."""
@@ -158,37 +132,55 @@ class Audit:
             "accounts": accounts,
         }
 
-    def _serialize(self, conn: Connection, actor: str) -> None:
-        """Make one actor's check-then-insert atomic (SQLite: BEGIN IMMEDIATE already does)."""
-        if self.engine.dialect.name != "postgresql":
-            return
-        objid = int.from_bytes(hashlib.sha256(actor.encode()).digest()[:4], "big", signed=True)
-        conn.execute(
-            text("SELECT pg_advisory_xact_lock(:cls, :obj)"), {"cls": _LOCK_CLASS, "obj": objid}
-        )
+    # ------------------------------------------------------------------ limit
+
+    def insert(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert prepared rows (see `row`) on a connection whose transaction the caller owns."""
+        if rows:
+            conn.execute(insert(audit_table), rows)
+
+    def row(
+        self, *, actor: str, via: str, phone: str, accounts: int, at: datetime | None = None
+    ) -> dict[str, Any]:
+        """One audit row, ready to insert; the number goes in only as its keyed hash."""
+        row = self._row(actor, via, phone, accounts)
+        if at is not None:
+            row["at"] = at
+        return row
 
     # ------------------------------------------------------------------ limit
 
-    def allow(self, actor: str, limit_per_hour: int) -> Allowance:
-        """May `actor` look up now? Counts their lookups in the last hour; 0 = unlimited."""
-        if limit_per_hour < 0:
-            raise ValueError("limit_per_hour must be zero (unlimited) or more")
-        now = self.clock()
-        counted = and_(C.actor == actor, C.at > now - WINDOW, _refused(False))
+    def lookup_times(self, conn: Connection, actor: str, since: datetime) -> list[datetime]:
+        """When `actor` looked up after `since` (refusals excluded), oldest first."""
+        query = (
+            select(C.at).where(C.actor == actor, C.at > since, _refused(False)).order_by(C.at, C.id)
+        )
+        return list(conn.execute(query).scalars())
+
+    def count_lookups(self, conn: Connection, actor: str, since: datetime) -> int:
+        """How many lookups `actor` made after `since` (refusals excluded)."""
+        counted = and_(C.actor == actor, C.at > since, _refused(False))
+        return int(conn.execute(select(func.count()).where(counted)).scalar_one())
+
+    def last_refusal(self, conn: Connection, actor: str, since: datetime) -> datetime | None:
+        """The latest refused attempt of `actor` after `since`, if any."""
+        query = select(func.max(C.at)).where(C.actor == actor, C.at > since, _refused(True))
+        last: datetime | None = conn.execute(query).scalar_one()
+        return last
+
+    def refused_actors(self, since: datetime) -> dict[str, tuple[str, datetime]]:
+        """Each actor refused after `since`: the via of their latest refusal, and its time."""
+        query = (
+            select(C.actor, C.via, func.max(C.at))
+            .where(C.at > since, _refused(True))
+            .group_by(C.actor, C.via)
+        )
+        latest: dict[str, tuple[str, datetime]] = {}
         with self.engine.connect() as conn:
-            used = int(conn.execute(select(func.count()).where(counted)).scalar_one())
-            if limit_per_hour == 0 or used < limit_per_hour:
-                return Allowance(True, used, limit_per_hour, 0)
-            # Allowed again once used drops below the limit: when this lookup leaves the window.
-            freeing = conn.execute(
-                select(C.at)
-                .where(counted)
-                .order_by(C.at, C.id)
-                .offset(used - limit_per_hour)
-                .limit(1)
-            ).scalar_one()
-        wait = math.ceil((freeing + WINDOW - now).total_seconds())
-        return Allowance(False, used, limit_per_hour, max(1, wait))
+            for actor, via, at in conn.execute(query).all():
+                if actor not in latest or at > latest[actor][1]:
+                    latest[actor] = (via.removesuffix(REFUSED_SUFFIX), at)
+        return latest
 
     # ------------------------------------------------------------------ reading
 

@@ -41,8 +41,12 @@ class Call:
 class FakeSlack:
     """A local fake of the Slack Web API and of response URLs; use as a context manager."""
 
-    def __init__(self, *, token: str = BOT_TOKEN) -> None:
+    def __init__(
+        self, *, token: str = BOT_TOKEN, team_id: str = TEAM_ID, enterprise_id: str | None = None
+    ) -> None:
         self.token = token
+        self.team_id = team_id  # what auth.test says: the app's own workspace (E... org-wide)
+        self.enterprise_id = enterprise_id  # set on Enterprise Grid
         self.calls: list[Call] = []
         self.failures: dict[str, list[str]] = {}
         self._cond = threading.Condition()
@@ -132,9 +136,11 @@ class FakeSlack:
             return {"ok": False, "error": "invalid_auth"}
         ts = f"{time.time():.0f}.{next(self._ts):06d}"
         if method == "auth.test":
+            grid = {"enterprise_id": self.enterprise_id} if self.enterprise_id else {}
             return {"ok": True, "url": "https://fake.slack.test/", "team": "Fake",
-                    "user": "mfa-whois", "team_id": TEAM_ID, "user_id": BOT_USER,
-                    "bot_id": "B0BOT00001"}  # fmt: skip
+                    "user": "mfa-whois", "team_id": self.team_id, "user_id": BOT_USER,
+                    "bot_id": "B0BOT00001", "is_enterprise_install": self.team_id[0] == "E",
+                    **grid}  # fmt: skip
         if method in ("chat.postMessage", "chat.update"):
             if not params.get("channel"):
                 return {"ok": False, "error": "channel_not_found"}
@@ -238,13 +244,24 @@ class SlackSender:
         }
         return self.post(self.path, content=body, headers=headers)
 
-    def command_body(self, command: str, text: str, user_id: str, response: str) -> bytes:
-        """The form body of a slash command."""
+    def command_body(
+        self,
+        command: str,
+        text: str,
+        user_id: str,
+        response: str,
+        *,
+        team_id: str = TEAM_ID,
+        enterprise_id: str | None = None,
+    ) -> bytes:
+        """The form body of a slash command (from another workspace with `team_id`)."""
+        grid = self._enterprise(enterprise_id)
         return urlencode(
             {
                 "token": "deprecated-verification-token",
-                "team_id": TEAM_ID,
+                "team_id": team_id,
                 "team_domain": "fake",
+                **({"enterprise_id": grid, "enterprise_name": "Grid"} if grid else {}),
                 "channel_id": "C0SUPPORT01",
                 "channel_name": "support",
                 "user_id": user_id,
@@ -258,20 +275,38 @@ class SlackSender:
         ).encode()
 
     def command(
-        self, command: str, text: str, user_id: str, *, response: str = "cmd"
+        self,
+        command: str,
+        text: str,
+        user_id: str,
+        *,
+        response: str = "cmd",
+        team_id: str = TEAM_ID,
+        enterprise_id: str | None = None,
     ) -> httpx.Response:
         """A slash command; the app's follow-ups go to response URL `response`."""
-        body = self.command_body(command, text, user_id, response)
+        body = self.command_body(
+            command, text, user_id, response, team_id=team_id, enterprise_id=enterprise_id
+        )
         return self.send(body, "application/x-www-form-urlencoded")
 
     def click(
-        self, action_id: str, value: str, user_id: str, *, response: str = "click"
+        self,
+        action_id: str,
+        value: str,
+        user_id: str,
+        *,
+        response: str = "click",
+        team_id: str = TEAM_ID,
+        enterprise_id: str | None = None,
     ) -> httpx.Response:
         """A button click on an ephemeral message (block_actions)."""
+        grid = self._enterprise(enterprise_id)
         payload = {
             "type": "block_actions",
-            "team": {"id": TEAM_ID, "domain": "fake"},
-            "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM_ID},
+            "team": {"id": team_id, "domain": "fake", **({"enterprise_id": grid} if grid else {})},
+            "enterprise": {"id": grid, "name": "Grid"} if grid else None,
+            "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
             "api_app_id": "A0MFAWHOIS",
             "token": "deprecated-verification-token",
             "container": {"type": "message", "message_ts": "1.2", "is_ephemeral": True},
@@ -286,21 +321,29 @@ class SlackSender:
         body = urlencode({"payload": json.dumps(payload)}).encode()
         return self.send(body, "application/x-www-form-urlencoded")
 
-    def event(self, event: dict[str, Any]) -> httpx.Response:
-        """An Events API callback."""
+    def event(
+        self, event: dict[str, Any], *, team_id: str = TEAM_ID, enterprise_id: str | None = None
+    ) -> httpx.Response:
+        """An Events API callback (delivered for the installation in `team_id`)."""
+        grid = self._enterprise(enterprise_id)
         envelope = {
             "token": "deprecated-verification-token",
-            "team_id": TEAM_ID,
+            "team_id": team_id,
+            "enterprise_id": grid,
             "api_app_id": "A0MFAWHOIS",
             "event": event,
             "type": "event_callback",
             "event_id": f"Ev{next(self._ids):08d}",
             "event_time": int(time.time()),
             "authorizations": [
-                {"team_id": TEAM_ID, "user_id": BOT_USER, "is_bot": True, "enterprise_id": None}
+                {"team_id": team_id, "user_id": BOT_USER, "is_bot": True, "enterprise_id": grid}
             ],
         }
         return self.send(json.dumps(envelope).encode(), "application/json")
+
+    def _enterprise(self, given: str | None) -> str | None:
+        """The organization a request comes from: as given, else the fake's own (if any)."""
+        return given or self.fake.enterprise_id
 
 
 def iter_texts(blocks: list[dict[str, Any]]) -> Iterator[str]:

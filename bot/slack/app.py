@@ -3,7 +3,8 @@
 A listener answers in its acknowledgement when it can (the index lookup takes milliseconds);
 slow work (live checks, queueing a full sync) runs in a Bolt lazy listener after the ack and
 answers through `respond` (the response_url). Blocking work (database, Management API) runs in
-worker threads, so the event loop never waits on it. See bot.slack.boundary for errors.
+worker threads, so the event loop never waits on it. See bot.slack.boundary for errors and
+bot.slack.workspace for requests from other workspaces; the rules are bot.answers'.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bot.slack import boundary
 from bot.slack.context import SlackContext
 from bot.slack.listeners import actions, commands, home
 from bot.slack.notifier import TIMEOUT_SECONDS, api_url
+from bot.slack.workspace import only_our_workspace
 from phoneindex.settings import Settings
 
 # Bolt and the SDK log request and response bodies (numbers, emails) at DEBUG: never that.
@@ -51,6 +53,7 @@ def build_app(ctx: SlackContext, *, client: AsyncWebClient | None = None) -> Asy
         process_before_response=True,
     )
     app.error(boundary.error_handler(ctx.settings))
+    app.middleware(only_our_workspace)  # before any listener: other workspaces see nothing
     commands.register(app, ctx)
     actions.register(app, ctx)
     home.register(app, ctx)

@@ -18,8 +18,8 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.response import BoltResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.answers import BadButton, HelpAsked, NotAnAdmin, NotAnAgent, OverLimit, Refused
 from bot.slack import render, texts
-from bot.slack.errors import BadButton, HelpAsked, NotAnAdmin, NotAnAgent, OverLimit, Refused
 from jobs.auth0 import Auth0Error
 from phoneindex.errors import ConfigError, DatabaseError, UnusableNumber, WhoisError
 from phoneindex.settings import Settings

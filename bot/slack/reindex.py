@@ -14,20 +14,15 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
-from bot.slack.errors import NotAnAdmin
 from bot.slack.render import run_report
 from jobs.runs import Runs
 from phoneindex.store import Store
-
-if TYPE_CHECKING:
-    from bot.slack.context import SlackContext
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +33,6 @@ _REMEMBERED = 1000  # reported run ids kept to avoid a second report
 Request = Literal["queue", "status", "usage"]
 
 
-@dataclass(frozen=True)
-class ReindexAnswer:
-    """The full sync that will do the work, and whether this request queued it."""
-
-    run: dict[str, Any]
-    created: bool
-
-
 def parse(text: str) -> Request:
     """What `/reindex TEXT` asks for."""
     words = text.strip().lower()
@@ -54,35 +41,12 @@ def parse(text: str) -> Request:
     return "status" if words == "status" else "usage"
 
 
-def is_admin(ctx: SlackContext, user_id: str) -> bool:
-    """Whether the user is in SLACK_ADMIN_USERS (empty: nobody)."""
-    return user_id in ctx.settings.admin_users
-
-
-def require_admin(ctx: SlackContext, user_id: str) -> None:
-    """NotAnAdmin unless the user is in SLACK_ADMIN_USERS."""
-    if not is_admin(ctx, user_id):
-        raise NotAnAdmin(user_id)
-
-
-def requested_by(user_id: str) -> str:
-    """The run's `requested_by` for a Slack user."""
-    return REQUESTER_PREFIX + user_id
-
-
 def requester(requested: str | None) -> str | None:
     """The Slack user id in a run's `requested_by`, if a Slack user asked for it."""
     if not requested or not requested.startswith(REQUESTER_PREFIX):
         return None
     user = requested.removeprefix(REQUESTER_PREFIX).split(" ", 1)[0]
     return user if user.isalnum() else None
-
-
-def queue_full_sync(ctx: SlackContext, user_id: str) -> ReindexAnswer:
-    """Queue a full sync for the scheduler (or find the one already queued or running)."""
-    require_admin(ctx, user_id)
-    queued = ctx.runs.queue("full", requested_by(user_id))
-    return ReindexAnswer(queued.run, queued.created)
 
 
 class RunReporter:

@@ -16,8 +16,7 @@ from phoneindex.numbers import mask
 from phoneindex.store import iso
 
 if TYPE_CHECKING:
-    from bot.slack.lookups import WhoisAnswer
-    from bot.slack.reindex import ReindexAnswer
+    from bot.answers import Queued, WhoisAnswer
 
 Block = dict[str, Any]
 Message = dict[str, Any]
@@ -167,7 +166,7 @@ def _whois_buttons(phone: str, found: bool, page: int, pages: int) -> Block:
 # ---------------------------------------------------------------------------- /reindex, home
 
 
-def reindex(answer: ReindexAnswer) -> Message:
+def reindex(answer: Queued) -> Message:
     """What /reindex says once the full sync is queued (or was already)."""
     run = answer.run
     return message(texts.reindex_queued(run) if answer.created else texts.reindex_pending(run))
@@ -197,6 +196,11 @@ def home(doc: dict[str, Any]) -> dict[str, Any]:
     ]
     assert len(blocks) <= MAX_HOME_BLOCKS
     return {"type": "home", "blocks": blocks}
+
+
+def home_refused() -> dict[str, Any]:
+    """The App Home tab for someone who is neither an agent nor an admin: no data."""
+    return {"type": "home", "blocks": [header(texts.HOME_TITLE), section(texts.HOME_NOT_YOURS)]}
 
 
 def _escaped_runs(doc: dict[str, Any]) -> dict[str, Any]:

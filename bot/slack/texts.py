@@ -144,6 +144,7 @@ NOT_AN_AGENT = (
 )
 NOT_AN_ADMIN = ":no_entry: Only mfa-whois admins may run /reindex (SLACK_ADMIN_USERS)."
 BAD_BUTTON = "That button does not belong to a current answer; run /whois again."
+OTHER_WORKSPACE = ":no_entry: This app answers only in the Slack workspace it is installed in."
 DATABASE_BUSY = (
     ":warning: The index database is busy or unreachable right now; try again in a minute."
 )
@@ -256,6 +257,10 @@ HOME_HOW = (
     "Type `/whois NUMBER` in any conversation to see every Auth0 account linked to a phone "
     "number. Answers are visible only to you."
 )
+HOME_NOT_YOURS = (
+    ":lock: The phone index is not available to you. Agents and admins of this workspace see "
+    "it here; ask an admin if you need it."
+)
 STATUS_TITLE = "Full sync status"
 RUNS_TITLE = "Runs"
 
@@ -316,21 +321,3 @@ def alert_headline(severity: str, title: str) -> str:
 def alert_footer(key: str, at: str | None) -> str:
     """Which incident, and when."""
     return f"{APP} · incident `{key}` · {when(at)}"
-
-
-def limit_alert(user_id: str, allowance: Allowance) -> tuple[str, str]:
-    """Title and text of the alert for an agent over the hourly lookup limit (plain text)."""
-    return (
-        "An agent is over the lookup limit",
-        f"slack:{user_id} made {plural(allowance.used, 'lookup')} in the last hour (limit "
-        f"{allowance.limit:,}, MFA_WHOIS_AGENT_LOOKUPS_PER_HOUR). Further lookups are refused "
-        "until the hour has passed; `mfa-whois audit` lists them.",
-    )
-
-
-def limit_recovered(user_id: str) -> tuple[str, str]:
-    """Title and text when that agent may look up again."""
-    return (
-        "An agent is back under the lookup limit",
-        f"slack:{user_id} may look numbers up again.",
-    )

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from bot.answers import OVERVIEW_SECONDS
 from bot.slack.context import SlackContext
 from bot.web import create_app
 from jobs.auth0 import Auth0Client
@@ -22,7 +23,7 @@ from jobs.runs import Runs
 from phoneindex.settings import Settings, load_settings
 from phoneindex.store import Store
 from tests.conftest import EXAMPLES, T0
-from tests.fake_slack import SIGNING_SECRET, FakeSlack, SlackSender
+from tests.fake_slack import SIGNING_SECRET, TEAM_ID, FakeSlack, SlackSender
 
 SAMPLE = EXAMPLES / "users-export.ndjson"
 SHARED = "+14155550100"
@@ -49,11 +50,11 @@ class Workspace:
 
     def settle(self) -> None:
         """Wait for the writes made after answers (audit rows, alerts)."""
-        self.ctx.writes.flush(timeout=10)
+        self.ctx.answers.settle(timeout=10)
 
     def audit(self) -> list[dict[str, Any]]:
         self.settle()
-        return self.ctx.audit.entries()
+        return self.ctx.answers.trail.audit.entries()
 
 
 def workspace_settings(slack: FakeSlack, store: Store, **overrides: Any) -> Settings:
@@ -77,10 +78,17 @@ def open_workspace(
     *,
     auth0: Callable[[], Auth0Client] | None = None,
     scheduler_embedded: bool = False,
+    team_id: str = TEAM_ID,
+    enterprise_id: str | None = None,
+    overview_seconds: float = OVERVIEW_SECONDS,
     **overrides: Any,
 ) -> Iterator[Workspace]:
-    """The app under test, served in-process, with Slack faked around it."""
-    with FakeSlack() as slack:
+    """The app under test, served in-process, with Slack faked around it.
+
+    `team_id` and `enterprise_id` are what the bot token's auth.test answers: the app's own
+    workspace (and Enterprise Grid organization).
+    """
+    with FakeSlack(team_id=team_id, enterprise_id=enterprise_id) as slack:
         settings = workspace_settings(slack, store, **overrides)
         ctx = SlackContext.build(
             settings,
@@ -88,6 +96,7 @@ def open_workspace(
             auth0=auth0,
             scheduler_embedded=scheduler_embedded,
             poll_seconds=0.05,
+            overview_seconds=overview_seconds,
         )
         with serving(create_app(settings, store=store, slack=ctx)) as http:
             yield Workspace(slack, SlackSender(http.post, slack), ctx, http)

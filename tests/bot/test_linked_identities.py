@@ -32,6 +32,6 @@ def test_the_slack_line_names_the_linked_identity() -> None:
     phone = {"kind": "passwordless", "method": None, "confirmed": True, "source": "export",
              "updated_at": "2026-11-27T09:00:00Z", "identity": "sms|6579f3b1"}  # fmt: skip
     line = texts.linked(phone)
-    assert line.startswith("Linked as *passwordless (confirmed)* of the linked identity")
+    assert line.startswith("Linked as *passwordless login (confirmed)* of the linked identity")
     assert "`sms|6579f3b1`" in line
     assert "linked identity" not in texts.linked(phone | {"identity": None})

@@ -57,9 +57,9 @@ def scheduler_deps(ws: Workspace, fake: FakeAuth0) -> Deps:
     ctx = ws.ctx
     return Deps(
         settings=ctx.settings,
-        store=ctx.store,
-        runs=ctx.runs,
-        alerts=ctx.alerts,
+        store=ctx.answers.store,
+        runs=ctx.answers.runs,
+        alerts=ctx.answers.alerts,
         client_factory=lambda: Auth0Client(
             fake.base_url, fake.client_id, fake.client_secret, audience=fake.audience, max_rps=50
         ),
@@ -82,7 +82,7 @@ def test_only_admins_may_reindex(store: Store) -> None:
     for answer in (refused, status):
         assert "Only mfa-whois admins may run /reindex" in visible_text(answer)
     assert store.get_checkpoint("index.last_full_sync") is None
-    assert ws.ctx.runs.next_queued("full") is None
+    assert ws.ctx.answers.runs.next_queued("full") is None
 
 
 def test_admin_queues_one_full_sync_and_sees_its_status(store: Store) -> None:
@@ -90,7 +90,7 @@ def test_admin_queues_one_full_sync_and_sees_its_status(store: Store) -> None:
         first = ws.send.command("/reindex", "", ADMIN, response="q1")
         assert first.status_code == 200
         [queued] = ws.slack.responses("q1")
-        run = ws.ctx.runs.next_queued("full")
+        run = ws.ctx.answers.runs.next_queued("full")
         assert run is not None
         assert (run["status"], run["requested_by"]) == ("queued", f"slack:{ADMIN}")
         assert f"Full sync #{run['id']} is queued" in visible_text(queued)
@@ -113,7 +113,7 @@ def test_admin_queues_one_full_sync_and_sees_its_status(store: Store) -> None:
     by_user = {c.params["channel"]: visible_text(c.params) for c in first_dm}
     assert set(by_user) == {ADMIN, SECOND_ADMIN}
     assert f"Full sync #{run['id']} succeeded. The index now holds 2 accounts" in by_user[ADMIN]
-    assert ws.ctx.runs.get(run["id"])["status"] == "succeeded"  # type: ignore[index]
+    assert ws.ctx.answers.runs.get(run["id"])["status"] == "succeeded"  # type: ignore[index]
 
 
 def test_in_process_scheduler_reports_a_failed_run_at_once(sqlite_store: Store) -> None:

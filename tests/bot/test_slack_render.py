@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.answers import WhoisAnswer
+from bot.dashboard import tenant_of, user_link
 from bot.slack import ids, render
-from bot.slack.dashboard import tenant_of, user_link
-from bot.slack.lookups import WhoisAnswer
 from tests.fake_slack import iter_texts
 
 PHONE = "+14155550100"

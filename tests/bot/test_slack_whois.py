@@ -96,7 +96,7 @@ def test_the_audit_trail_keeps_a_keyed_hash_never_the_number(ws: Workspace) -> N
         (OTHER_AGENT, "slack", 0),
         (AGENT, "slack", 3),
     ]
-    assert entries[1]["phone_hash"] == ws.ctx.audit.phone_hash(SHARED)
+    assert entries[1]["phone_hash"] == ws.ctx.answers.trail.audit.phone_hash(SHARED)
     assert entries[0]["phone_hash"] != entries[1]["phone_hash"]
     dumped = json.dumps(entries)
     assert "4155550100" not in dumped and "2025550199" not in dumped
@@ -146,6 +146,30 @@ def test_many_accounts_are_paged_with_buttons(store: Store) -> None:
         assert "Accounts 21–23 of 23" in visible_text(last)
         assert visible_text(last).count("@example.com") == 3
         assert buttons(last) == {ids.VERIFY_LIVE: number, ids.PAGE_PREVIOUS: f"{number} 1"}
+        # A page view reads the index again: it is a lookup, in the audit trail like one.
+        entries = ws.audit()
+        assert [(e["actor"], e["via"], e["accounts"]) for e in entries] == [
+            (AGENT, "slack-page", 23),
+            (AGENT, "slack", 23),
+        ]
+        assert entries[0]["phone_hash"] == ws.ctx.answers.trail.audit.phone_hash(number)
+
+
+def test_a_page_view_over_the_limit_is_refused_without_account_data(ws: Workspace) -> None:
+    for _ in range(2):
+        ws.send.command("/whois", SHARED, AGENT)
+    ws.send.click(ids.PAGE_NEXT, f"{SHARED} 0", AGENT, response="p1")
+    assert "3 accounts" in visible_text(ws.slack.responses("p1")[0])
+
+    ws.send.click(ids.PAGE_NEXT, f"{SHARED} 0", AGENT, response="p2")
+    [refusal] = ws.slack.responses("p2")
+    seen = visible_text(refusal)
+    assert "3 lookups in the last hour; the limit is 3" in seen
+    assert refusal.get("replace_original") is False  # the answer on screen stays as it was
+    for leak in (*SHARED_IDS, "jane@example.com", "Jane Doe"):
+        assert leak not in seen
+    vias = [e["via"] for e in ws.audit()]
+    assert vias == ["slack-page-refused", "slack-page", "slack", "slack"]
 
 
 def test_buttons_refuse_outsiders_and_odd_values(ws: Workspace) -> None:

@@ -10,11 +10,12 @@ from urllib.parse import quote
 
 import pytest
 
-from jobs.logs import BadEvent, event_changes, events_changes
+from jobs.logs import MAX_UNMAPPED_TYPES, OTHER_TYPES, BadEvent, event_changes, events_changes
 from phoneindex.changes import (
     AccountDeleted,
     AccountSeen,
     Change,
+    EnrollmentRemoved,
     PhoneLinked,
     PhoneUnlinked,
     RefetchRequested,
@@ -39,11 +40,13 @@ def log_event(type_: str, user_id: str | None = DB_USER, **fields: Any) -> dict[
         "client_name": "Call Center Portal",
         "ip": "203.0.113.7",
         "user_agent": "Chrome 131.0.0 / Mac OS X 10.15.7",
+        "hostname": "acme.us.auth0.com",
         "details": {},
         "log_id": "90020261120143006123456000000000000001223372061234567890",
     }
     if user_id is not None:
         event["user_id"] = user_id
+        event["user_name"] = "jane@example.com"
     event.update(fields)
     return event
 
@@ -54,13 +57,20 @@ def guardian(type_: str, description: str, number: Any = None, key: str = "authe
     return log_event(type_, description=description, details=details)
 
 
-def management_api(method: str, path: str, status: int = 204) -> dict[str, Any]:
+def management_api(
+    method: str,
+    path: str,
+    status: int = 204,
+    body: dict[str, Any] | None = None,
+    answer: Any = None,
+    description: str = "Delete a user",
+) -> dict[str, Any]:
     """A `sapi` event: the user_id is the admin making the call, the target is in the path."""
     request = {
         "method": method,
         "path": path,
         "query": {},
-        "body": {},
+        "body": body or {},
         "channel": "https://manage.auth0.com/",
         "ip": "198.51.100.20",
         "auth": {
@@ -69,8 +79,23 @@ def management_api(method: str, path: str, status: int = 204) -> dict[str, Any]:
             "credentials": {"jti": "d09f5bf3b833ae9702445b9735c90a31"},
         },
     }
-    details = {"request": request, "response": {"statusCode": status, "body": {}}}
-    return log_event("sapi", ADMIN, description="Delete a user", details=details)
+    details = {"request": request, "response": {"statusCode": status, "body": answer or {}}}
+    return log_event("sapi", ADMIN, description=description, details=details)
+
+
+ENROLLMENT = "dev_Ab12Cd34Ef56Gh78"
+
+
+def challenge(
+    type_: str, description: str, number: Any = None, factor: str = "sms", **more: Any
+) -> dict[str, Any]:
+    """A Guardian challenge event naming its authenticator (`sms|dev_...`) and its number."""
+    authenticator: dict[str, Any] = {"id": f"{factor}|{ENROLLMENT}", "type": factor}
+    if number is not None:
+        authenticator["phone_number"] = number
+    return log_event(
+        type_, description=description, details={"authenticator": authenticator}, **more
+    )
 
 
 def signup(user_id: str, body: dict[str, Any], connection: str, strategy: str) -> Any:
@@ -277,9 +302,9 @@ CASES: list[tuple[str, dict[str, Any], list[Change]]] = [
         [REFETCH],
     ),
     (
-        "a Guardian enrollment deleted by id does not name its user",
+        "a Guardian enrollment deleted by id: the store finds its owner",
         management_api("delete", "/api/v2/guardian/enrollments/dev_Ab12Cd34Ef56Gh78"),
-        [],
+        [EnrollmentRemoved(ENROLLMENT, T)],
     ),
     (
         "remember-browser invalidated: no authenticator changed",
@@ -290,9 +315,9 @@ CASES: list[tuple[str, dict[str, Any], list[Change]]] = [
         [],
     ),
     (
-        "a user updated",
-        management_api("patch", "/api/v2/users/auth0%7C6560a1b2c3d4e5f6a7b8c9d0"),
-        [],
+        "a user updated, the body not logged: re-read the account",
+        management_api("patch", "/api/v2/users/auth0%7C6560a1b2c3d4e5f6a7b8c9d0", 200),
+        [REFETCH],
     ),
     ("another Management API write", management_api("post", "/api/v2/log-streams", 200), []),
     (
@@ -301,7 +326,221 @@ CASES: list[tuple[str, dict[str, Any], list[Change]]] = [
         [],
     ),
     ("a login", log_event("s", details={"prompts": []}), []),
-    ("an MFA login", guardian("gd_auth_succeed", "MFA success", "+14155550100"), []),
+    ("an MFA login without a factor number", guardian("gd_auth_succeed", "MFA success"), []),
+]
+
+PRIMARY = "/api/v2/users/auth0%7C6560a1b2c3d4e5f6a7b8c9d0"
+
+# Item 4: the other gd_* types, each decided on its own (see jobs/logs.py).
+CASES += [
+    (
+        "MFA by SMS succeeded: the number is the account's, confirmed",
+        challenge("gd_auth_succeed", "MFA Auth success", "+14155550100"),
+        [mfa("+14155550100", "sms", True)],
+    ),
+    (
+        "MFA by voice succeeded, Guardian-formatted number under the authenticator id",
+        challenge("gd_auth_succeed", "MFA Auth success", "+1 4155550100", factor="voice"),
+        [mfa("+14155550100", "voice", True)],
+    ),
+    (
+        "MFA succeeded with the number under details.enrollment",
+        guardian("gd_auth_succeed", "MFA Auth success", "+442079460958", key="enrollment"),
+        [mfa("+442079460958", None, True)],
+    ),
+    (
+        "MFA succeeded with a masked number: re-read the account",
+        challenge("gd_auth_succeed", "MFA Auth success", "XXXXXXXX0100"),
+        [REFETCH],
+    ),
+    (
+        "MFA succeeded with a hashed number (log stream PII hashing): re-read",
+        challenge("gd_auth_succeed", "MFA Auth success", "a9f0e61a137d86aa9db53465e0801612"),
+        [REFETCH],
+    ),
+    (
+        "MFA with an authenticator app succeeded: no number, nothing",
+        challenge("gd_auth_succeed", "MFA Auth success", factor="totp"),
+        [],
+    ),
+    (
+        "MFA by SMS failed: a wrong code proves nothing about the enrollment",
+        challenge("gd_auth_failed", "Wrong OTP.", "+14155550100"),
+        [mfa("+14155550100", "sms", None)],
+    ),
+    (
+        "MFA by SMS failed while enrolling: not confirmed, re-read",
+        challenge("gd_auth_failed", "Wrong OTP during enrollment.", "+14155550100"),
+        [mfa("+14155550100", "sms", False), REFETCH],
+    ),
+    (
+        "MFA failed with a masked number",
+        challenge("gd_auth_failed", "Wrong OTP.", "+1 XXX-XXX-0100"),
+        [REFETCH],
+    ),
+    (
+        "push notification rejected: no number",
+        challenge("gd_auth_rejected", "MFA Auth rejected", factor="push"),
+        [],
+    ),
+    (
+        "too many wrong codes on an SMS factor",
+        challenge("gd_otp_rate_limit_exceed", "Too many failures", "+14155550100"),
+        [mfa("+14155550100", "sms", None)],
+    ),
+    (
+        "too many wrong codes while enrolling a number",
+        guardian(
+            "gd_otp_rate_limit_exceed",
+            "Too many failures during enrollment",
+            "+14155550100",
+            key="enrollment",
+        ),
+        [mfa("+14155550100", None, False), REFETCH],
+    ),
+    (
+        "second factor started on an SMS factor",
+        challenge("gd_start_auth", "Second factor started", "+14155550100"),
+        [mfa("+14155550100", "sms", None)],
+    ),
+    (
+        "enrollment started with a number: not confirmed yet, re-read",
+        guardian("gd_start_enroll", "Enroll started", "+14155550100", key="enrollment"),
+        [mfa("+14155550100", None, False), REFETCH],
+    ),
+    ("enrollment started, no number yet", guardian("gd_start_enroll", "Enroll started"), []),
+    (
+        "an MFA SMS that could not be delivered",
+        guardian("gd_send_sms_failure", "Error sending MFA SMS", "+14155550100"),
+        [mfa("+14155550100", "sms", None)],
+    ),
+    (
+        "an MFA voice call that failed, masked number",
+        guardian("gd_send_voice_failure", "Voice call failure", "XXXXXXXX0100"),
+        [REFETCH],
+    ),
+    *[
+        (f"{t}: not about phone numbers", guardian(t, "Guardian event", "+14155550100"), [])
+        for t in (
+            "gd_recovery_succeed",
+            "gd_recovery_failed",
+            "gd_recovery_rate_limit_exceed",
+            "gd_send_pn",
+            "gd_send_pn_failure",
+            "gd_send_email",
+            "gd_webauthn_challenge_failed",
+            "gd_webauthn_enrollment_failed",
+            "gd_tenant_update",
+            "gd_module_switch",
+            "gd_start_enroll_failed",
+        )
+    ],
+]
+
+# Item 3: Management API writes that change an account without saying how.
+CASES += [
+    (
+        "a user's phone_number set, path not encoded",
+        management_api(
+            "patch",
+            "/api/v2/users/auth0|6560a1b2c3d4e5f6a7b8c9d0",
+            200,
+            body={"phone_number": "+14155550100"},
+            description="Update a user",
+        ),
+        [REFETCH],
+    ),
+    (
+        "a user replaced with PUT",
+        management_api("put", PRIMARY, 200, description="Update a user"),
+        [REFETCH],
+    ),
+    (
+        "the request path as a full URL",
+        management_api("patch", f"https://acme.us.auth0.com{PRIMARY}?fields=user_id", 200),
+        [REFETCH],
+    ),
+    (
+        "a user created: its id is in the response",
+        management_api(
+            "post",
+            "/api/v2/users",
+            201,
+            body={"connection": "sms", "phone_number": "+14155550142"},
+            answer={"user_id": SMS_USER, "phone_number": "+14155550142"},
+            description="Create a User",
+        ),
+        [RefetchRequested(SMS_USER, T)],
+    ),
+    (
+        "a user created, response not logged",
+        management_api("post", "/api/v2/users", 201, description="Create a User"),
+        [],
+    ),
+    (
+        "an SMS account linked: re-read the primary, and the secondary that ends",
+        management_api(
+            "post",
+            f"{PRIMARY}/identities",
+            201,
+            body={"provider": "sms", "user_id": "6560a1b2c3d4e5f6a7b8c9d1"},
+            description="Link a User Account",
+        ),
+        [REFETCH, RefetchRequested(SMS_USER, T)],
+    ),
+    (
+        "an account linked with the secondary's full id",
+        management_api(
+            "post", f"{PRIMARY}/identities", 201, body={"provider": "sms", "user_id": SMS_USER}
+        ),
+        [REFETCH, RefetchRequested(SMS_USER, T)],
+    ),
+    (
+        "an account linked with a link_with token names no secondary",
+        management_api("post", f"{PRIMARY}/identities", 201, body={"link_with": "eyJhbGci..."}),
+        [REFETCH],
+    ),
+    (
+        "an SMS identity unlinked: both accounts re-read",
+        management_api(
+            "delete",
+            f"{PRIMARY}/identities/sms/6560a1b2c3d4e5f6a7b8c9d1",
+            200,
+            description="Unlink a User Identity",
+        ),
+        [REFETCH, RefetchRequested(SMS_USER, T)],
+    ),
+    (
+        "an identity unlinked, path not encoded",
+        management_api(
+            "delete", f"/api/v2/users/{DB_USER}/identities/sms/6560a1b2c3d4e5f6a7b8c9d1", 200
+        ),
+        [REFETCH, RefetchRequested(SMS_USER, T)],
+    ),
+    (
+        "a Guardian enrollment deleted, id URL-encoded",
+        management_api("delete", "/api/v2/guardian/enrollments/dev%5FAb12Cd34Ef56Gh78"),
+        [EnrollmentRemoved(ENROLLMENT, T)],
+    ),
+    (
+        "an enrollment ticket created: nothing enrolled yet",
+        management_api(
+            "post", "/api/v2/guardian/enrollments/ticket", 200, body={"user_id": DB_USER}
+        ),
+        [],
+    ),
+    (
+        "a failed enrollment delete",
+        management_api("delete", "/api/v2/guardian/enrollments/dev_Ab12Cd34Ef56Gh78", 404),
+        [],
+    ),
+    (
+        "a failed user update",
+        management_api("patch", PRIMARY, 400, description="Update a user"),
+        [],
+    ),
+    ("roles assigned to a user", management_api("post", f"{PRIMARY}/roles", 204), []),
+    ("a user's sessions revoked", management_api("delete", f"{PRIMARY}/sessions", 202), []),
 ]
 
 
@@ -380,6 +619,32 @@ def test_a_batch_counts_what_it_skipped() -> None:
         map(repr, [mfa("+14155550100", "sms", True), REFETCH, REFETCH, AccountDeleted(DB_USER, T)])
     )
     assert mapped.counts()["changes"] == 4
+    assert mapped.unmapped_types == {"s": 1}  # events without a string type: `ignored` only
+
+
+def test_every_type_seen_and_not_mapped_is_counted() -> None:
+    events: list[Any] = [
+        *[log_event("s") for _ in range(120)],
+        *[log_event("fp") for _ in range(3)],
+        guardian("gd_recovery_succeed", "Recovery success"),
+        challenge("gd_auth_succeed", "MFA Auth success", "+14155550100"),
+        challenge("gd_auth_succeed", "MFA Auth success", factor="totp"),  # mapped, no change
+        management_api("delete", "/api/v2/guardian/enrollments/dev_Ab12Cd34Ef56Gh78"),
+        management_api("delete", "/api/v2/guardian/enrollments/dev_Zz99"),
+    ]
+    counts = events_changes(events).counts()
+    assert counts["unmapped_types"] == {"s": 120, "fp": 3, "gd_recovery_succeed": 1}
+    assert counts["ignored"] == 124
+    assert counts["enrollments_removed"] == 2
+    assert counts["changes"] == 3
+
+
+def test_unmapped_type_counts_stay_small_whatever_is_posted() -> None:
+    events = [log_event(f"custom_{n:03d}_" + "x" * 100) for n in range(MAX_UNMAPPED_TYPES + 20)]
+    counts = events_changes(events).unmapped_types
+    assert len(counts) == MAX_UNMAPPED_TYPES + 1
+    assert counts[OTHER_TYPES] == 20
+    assert all(len(key) <= 40 for key in counts)
 
 
 # --------------------------------------------------------------------------- against the index

@@ -70,7 +70,14 @@ def test_every_job_is_registered_with_its_trigger(deps: Deps) -> None:
     scheduler = build_scheduler(settings, deps, blocking=False)
     assert isinstance(scheduler, BackgroundScheduler)
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"full-sync", "log-sync", "enrich", "stale-check", "queued-runs"}
+    assert set(jobs) == {
+        "full-sync",
+        "log-sync",
+        "enrich",
+        "stale-check",
+        "queued-runs",
+        "limit-recovery",
+    }
 
     cron = jobs["full-sync"].trigger
     assert isinstance(cron, CronTrigger) and cron.timezone == UTC
@@ -86,6 +93,7 @@ def test_every_job_is_registered_with_its_trigger(deps: Deps) -> None:
         "enrich": timedelta(seconds=30),
         "stale-check": timedelta(minutes=15),
         "queued-runs": timedelta(seconds=5),
+        "limit-recovery": timedelta(minutes=1),
     }
     for job in jobs.values():
         assert job.max_instances == 1 and job.coalesce is True

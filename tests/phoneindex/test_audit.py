@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-from phoneindex.audit import Allowance, Audit
+from phoneindex.audit import Audit
 from phoneindex.db import make_engine
 from phoneindex.models import secret_table
 from tests.conftest import T0, Clock
@@ -113,7 +113,7 @@ def test_no_stored_value_contains_the_number(engine: Engine) -> None:
     audit.record(actor="U1", via="slack", phone=PHONE, accounts=2)
     audit.record(actor="api:pbx", via="api", phone=PHONE, accounts=0)
     audit.record(actor="U1", via="slack-live", phone=OTHER, accounts=1)
-    audit.record_refusal(actor="U1", via="slack", phone=PHONE)
+    audit.record(actor="U1", via="slack-refused", phone=PHONE, accounts=0)
 
     values = every_stored_value(engine)
     assert len(audit.entries()) == 4
@@ -129,81 +129,6 @@ def test_text_that_is_not_e164_is_refused_without_echoing_it(engine: Engine) -> 
     assert audit.entries() == []
 
 
-# ---------------------------------------------------------------------- limit
-
-
-def test_the_121st_lookup_in_an_hour_is_refused_until_the_window_slides(
-    engine: Engine, clock: Clock
-) -> None:
-    audit = Audit(engine, clock=clock)
-    for _ in range(120):
-        assert audit.allow("U1", 120).allowed
-        audit.record(actor="U1", via="slack", phone=PHONE, accounts=1)
-        clock.advance(seconds=10)  # the 120th is at T0 + 1190 s; now is T0 + 1200 s
-
-    refused = audit.allow("U1", 120)
-    assert refused == Allowance(False, 120, 120, 3600 - 1200)
-    assert audit.allow("U2", 120).allowed  # someone else is not affected
-
-    # Retrying while refused is recorded but does not push the end of the lockout back.
-    for _ in range(50):
-        clock.advance(seconds=40)
-        assert not audit.allow("U1", 120).allowed
-        audit.record_refusal(actor="U1", via="slack", phone=PHONE)
-
-    clock.now = T0 + timedelta(hours=1)  # the first lookup leaves the window
-    again = audit.allow("U1", 120)
-    assert again == Allowance(True, 119, 120, 0)
-
-
-def test_retry_after_counts_from_the_lookup_that_frees_a_slot(engine: Engine, clock: Clock) -> None:
-    audit = Audit(engine, clock=clock)
-    for minutes in (0, 10, 20):
-        clock.now = T0 + timedelta(minutes=minutes)
-        audit.record(actor="api:pbx", via="api", phone=PHONE, accounts=1)
-    clock.now = T0 + timedelta(minutes=30)
-
-    assert audit.allow("api:pbx", 3).retry_after_seconds == 30 * 60
-    # With a lower limit, two lookups must leave: the one at minute 10 frees the slot.
-    assert audit.allow("api:pbx", 2).retry_after_seconds == 40 * 60
-
-
-def test_a_limit_of_zero_means_unlimited(engine: Engine) -> None:
-    audit = Audit(engine)
-    for _ in range(5):
-        audit.record(actor="U1", via="slack", phone=PHONE, accounts=1)
-
-    assert audit.allow("U1", 0) == Allowance(True, 5, 0, 0)
-
-
-def test_supervisors_are_told_once_per_hour_of_refusals(engine: Engine, clock: Clock) -> None:
-    audit = Audit(engine, clock=clock)
-
-    assert audit.record_refusal(actor="U1", via="slack", phone=PHONE) is True
-    clock.advance(minutes=50)
-    assert audit.record_refusal(actor="U1", via="api", phone=OTHER) is False
-    assert audit.record_refusal(actor="U2", via="slack", phone=PHONE) is True
-    clock.advance(minutes=61)
-    assert audit.record_refusal(actor="U1", via="slack", phone=PHONE) is True
-
-
-def test_concurrent_refusals_alert_once(engine: Engine, db_url: str, clock: Clock) -> None:
-    engines = [make_engine(db_url) for _ in range(6)]
-    try:
-        firsts = run_together(
-            len(engines),
-            lambda i: Audit(engines[i], secret_key="k", clock=clock).record_refusal(
-                actor="api:pbx", via="api", phone=PHONE
-            ),
-        )
-    finally:
-        for eng in engines:
-            eng.dispose()
-
-    assert sorted(firsts) == [False] * 5 + [True]
-    assert len(Audit(engine).entries()) == 6
-
-
 # ---------------------------------------------------------------------- reading
 
 
@@ -213,7 +138,7 @@ def test_entries_are_newest_first_and_filtered_by_since(engine: Engine, clock: C
     clock.advance(minutes=5)
     audit.record(actor="api:pbx", via="api", phone=OTHER, accounts=0)
     clock.advance(minutes=5)
-    audit.record_refusal(actor="U1", via="slack-live", phone=PHONE)
+    audit.record(actor="U1", via="slack-live-refused", phone=PHONE, accounts=0)
 
     entries = audit.entries()
     assert entries == [
@@ -243,3 +168,18 @@ def test_entries_are_newest_first_and_filtered_by_since(engine: Engine, clock: C
     assert audit.entries(limit=1) == entries[:1]
     with pytest.raises(ValueError):
         audit.entries(since=T0.replace(tzinfo=None))
+
+
+def test_refused_actors_names_each_actors_latest_refusal(engine: Engine, clock: Clock) -> None:
+    audit = Audit(engine, secret_key="k", clock=clock)
+    audit.record(actor="U1", via="slack-refused", phone=PHONE, accounts=0)
+    audit.record(actor="U1", via="slack", phone=PHONE, accounts=1)
+    clock.advance(minutes=10)
+    audit.record(actor="pbx", via="api-refused", phone=PHONE, accounts=0)
+    audit.record(actor="U1", via="slack-live-refused", phone=PHONE, accounts=0)
+
+    assert audit.refused_actors(T0 - timedelta(hours=1)) == {
+        "U1": ("slack-live", T0 + timedelta(minutes=10)),
+        "pbx": ("api", T0 + timedelta(minutes=10)),
+    }
+    assert audit.refused_actors(T0 + timedelta(minutes=10)) == {}

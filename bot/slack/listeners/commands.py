@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.slack import ids, lookups, overview, reindex, render, texts
+from bot.slack import ids, reindex, render, texts
 from bot.slack.boundary import guarded
 from bot.slack.context import SlackContext
 
@@ -19,13 +19,13 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
 
     async def whois(ack: AsyncAck, command: dict[str, Any]) -> None:
         """Answer in the acknowledgement itself: the index lookup takes milliseconds."""
-        user_id, text = command["user_id"], command.get("text") or ""
-        answer = await asyncio.to_thread(lookups.whois, ctx, user_id, text)
+        asker, text = ctx.asker(command["user_id"]), command.get("text") or ""
+        answer = await asyncio.to_thread(ctx.answers.whois, asker, text)
         await ack(**render.whois(answer))
 
     async def reindex_ack(ack: AsyncAck, command: dict[str, Any]) -> None:
         """Refusal, usage or status in the acknowledgement; queueing follows lazily."""
-        reindex.require_admin(ctx, command["user_id"])
+        ctx.answers.require_admin(ctx.asker(command["user_id"]))
         request = reindex.parse(command.get("text") or "")
         if request == "usage":
             await ack(**render.message(texts.REINDEX_USAGE))
@@ -37,16 +37,17 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
     async def reindex_later(command: dict[str, Any], respond: AsyncRespond) -> None:
         """Status, or queue the full sync, answer, and report its end to the admin later."""
         user_id = command["user_id"]
+        asker = ctx.asker(user_id)
         request = reindex.parse(command.get("text") or "")
-        if request == "usage" or not reindex.is_admin(ctx, user_id):
+        if request == "usage" or not ctx.roles.is_admin(user_id):
             return  # the acknowledgement already answered (usage or refusal)
         if request == "status":
-            doc = await asyncio.to_thread(overview.overview, ctx)
+            doc = await asyncio.to_thread(ctx.answers.run_status, asker)
             await respond(**render.status(doc))
             return
-        answer = await asyncio.to_thread(reindex.queue_full_sync, ctx, user_id)
-        ctx.reporter.watch(int(answer.run["id"]), user_id)
-        await respond(**render.reindex(answer))
+        queued = await asyncio.to_thread(ctx.answers.queue_full_sync, asker)
+        ctx.reporter.watch(int(queued.run["id"]), user_id)
+        await respond(**render.reindex(queued))
 
     app.command(ids.WHOIS)(whois)
     app.command(ids.REINDEX)(ack=reindex_ack, lazy=[guarded(ctx.settings, reindex_later)])
