@@ -117,6 +117,11 @@ class FullLoad:
         self.links: dict[str, int] = {}
         self._text: Callable[[datetime | None], Any] = (lambda v: v) if self.pg else stamp_text
         self._memo: dict[datetime, Any] = {}
+        # PostgreSQL: COPY cannot upsert, so listings are counted by key; only an export that
+        # lists a key twice pays for a de-duplicating pass.
+        self._keys: set[str] = set()
+        self._link_keys: set[tuple[str, str, str]] = set()
+        self._repeated = False
 
     # ------------------------------------------------------------ staging
 
@@ -177,6 +182,8 @@ class FullLoad:
                     if on_batch is not None:
                         on_batch()
             self._flush(accounts, links)
+            if self.pg:  # PostgreSQL: only accounts not listed at all (see _keys)
+                mentioned = {u: at for u, at in mentioned.items() if u not in self._keys}
             self._flush([self._mention_row(u, at) for u, at in mentioned.items()], [])
             if not self.pg:
                 for sql in _STAGE_KEYS:
@@ -225,6 +232,7 @@ class FullLoad:
     def _flush(self, accounts: list[Row], links: list[Row]) -> None:
         self.accounts += len(accounts)
         if self.pg:
+            self._note_keys(accounts, links)
             self._copy("stage_account_raw", _STAGE_ACCOUNT, accounts)
             self._copy("stage_link_raw", _STAGE_LINK, links)
             return
@@ -235,6 +243,14 @@ class FullLoad:
         if links:
             marks = ", ".join("?" * len(_STAGE_LINK))
             run(f"INSERT INTO stage_link VALUES ({marks})", links)
+
+    def _note_keys(self, accounts: list[Row], links: list[Row]) -> None:
+        keys, link_keys = self._keys, self._link_keys
+        before = len(keys) + len(link_keys)
+        keys.update(row[0] for row in accounts)
+        link_keys.update((row[0], row[1], row[2]) for row in links)
+        if len(keys) + len(link_keys) - before < len(accounts) + len(links):
+            self._repeated = True
 
     def _copy(self, table: str, columns: Sequence[str], rows: list[Row]) -> None:
         if not rows:
@@ -290,8 +306,15 @@ class FullLoad:
         return int(self.conn.execute(text(sql), params).rowcount or 0)
 
     def _dedup_pg(self) -> None:
-        """PostgreSQL: the last listing of each account and link, keyed (COPY cannot upsert)."""
+        """PostgreSQL: the last listing of each account and link (COPY cannot upsert)."""
         run = self.conn.exec_driver_sql
+        self._keys.clear()
+        self._link_keys.clear()
+        if not self._repeated:  # every key listed once: the staged rows are it
+            run("ALTER TABLE stage_account_raw RENAME TO stage_account")
+            run("ALTER TABLE stage_link_raw RENAME TO stage_link")
+            run("ANALYZE stage_account, stage_link")
+            return
         run(
             "CREATE TEMP TABLE stage_account ON COMMIT DROP AS SELECT DISTINCT ON (user_id) "
             f"{', '.join(_STAGE_ACCOUNT)} FROM stage_account_raw"
