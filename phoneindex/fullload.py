@@ -119,8 +119,10 @@ class FullLoad:
         self._memo: dict[datetime, Any] = {}
         # PostgreSQL: COPY cannot upsert, so listings are counted by key; only an export that
         # lists a key twice pays for a de-duplicating pass.
-        self._keys: set[str] = set()
-        self._link_keys: set[tuple[str, str, str]] = set()
+        # Hashes, not the keys (a million user ids would take 150 MB): a collision only costs
+        # the de-duplicating pass.
+        self._keys: set[int] = set()
+        self._link_keys: set[int] = set()
         self._repeated = False
 
     # ------------------------------------------------------------ staging
@@ -183,7 +185,7 @@ class FullLoad:
                         on_batch()
             self._flush(accounts, links)
             if self.pg:  # PostgreSQL: only accounts not listed at all (see _keys)
-                mentioned = {u: at for u, at in mentioned.items() if u not in self._keys}
+                mentioned = {u: at for u, at in mentioned.items() if hash(u) not in self._keys}
             self._flush([self._mention_row(u, at) for u, at in mentioned.items()], [])
             if not self.pg:
                 for sql in _STAGE_KEYS:
@@ -247,8 +249,8 @@ class FullLoad:
     def _note_keys(self, accounts: list[Row], links: list[Row]) -> None:
         keys, link_keys = self._keys, self._link_keys
         before = len(keys) + len(link_keys)
-        keys.update(row[0] for row in accounts)
-        link_keys.update((row[0], row[1], row[2]) for row in links)
+        keys.update(hash(row[0]) for row in accounts)
+        link_keys.update(hash((row[0], row[1], row[2])) for row in links)
         if len(keys) + len(link_keys) - before < len(accounts) + len(links):
             self._repeated = True
 
@@ -276,9 +278,11 @@ class FullLoad:
             old = self._count("account"), self._count("phone_link")
             kept = self._execute(_accounts_kept_sql(), params)
             self._execute(_accounts_new_sql(), params)
+            self._add_key(account_table)  # built in one sort, not row by row
             self._create_fresh(link_table)
             kept_links = self._execute(_links_kept_sql(), params)
             self._execute(_links_new_sql(), params)
+            self._add_key(link_table)
             removed = old[0] - kept, old[1] - kept_links
         else:
             self._execute(_accounts_listed_sql(), params)
@@ -330,18 +334,23 @@ class FullLoad:
         run("ANALYZE stage_account, stage_link")
 
     def _create_fresh(self, table: Table) -> None:
-        """`<table>_new`: the same columns and primary key, no secondary index yet."""
+        """`<table>_new`: the same columns, no index yet (PostgreSQL: no primary key yet)."""
+        keyed = not self.pg  # SQLite cannot add a primary key later; it is filled in order
         fresh = Table(
             f"{table.name}_new",
             MetaData(),
             *(
-                Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+                Column(c.name, c.type, primary_key=keyed and c.primary_key, nullable=c.nullable)
                 for c in table.columns
-            ),  # fmt: skip
+            ),
             **table.dialect_kwargs,
         )
         self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {fresh.name}")
         self.conn.execute(CreateTable(fresh))
+
+    def _add_key(self, table: Table) -> None:
+        key = ", ".join(c.name for c in table.primary_key.columns)
+        self.conn.exec_driver_sql(f"ALTER TABLE {table.name}_new ADD PRIMARY KEY ({key})")
 
     def _put_in_place(self, table: Table) -> None:
         """Drop the old table, rename the fresh one, give it the model's indexes."""
