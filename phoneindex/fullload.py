@@ -27,9 +27,8 @@ from phoneindex.changes import AccountSeen, PhoneLinked, mfa_key
 from phoneindex.models import EPOCH, account_table, link_table
 
 Row = tuple[Any, ...]
-# SQLite page caches of the importing connection (its sorter may use as much as the main one):
-# together they keep an import of a million users well under 300 MB resident.
-IMPORT_CACHE_KIB = 65_536
+# SQLite: the staging tables' own page cache (the main one stays at db.py's 64 MiB; the key
+# index sort may use as much): an import of a million users stays well under 300 MB resident.
 STAGE_CACHE_KIB = 32_768
 PG_WORK_MEM = "256MB"  # the merge's hash joins and sorts, in the server, for this transaction
 
@@ -294,8 +293,7 @@ class FullLoad:
                 self._missing("account", "user_id"),
                 self._missing("phone_link", "phone", "user_id", "kind"),
             )
-        self._put_in_place(account_table)
-        self._put_in_place(link_table)
+        self._put_in_place((account_table, link_table))
         return LoadCounts(self.accounts, self.links, *removed)
 
     def _missing(self, table: str, *key: str) -> int:
@@ -352,27 +350,32 @@ class FullLoad:
         key = ", ".join(c.name for c in table.primary_key.columns)
         self.conn.exec_driver_sql(f"ALTER TABLE {table.name}_new ADD PRIMARY KEY ({key})")
 
-    def _put_in_place(self, table: Table) -> None:
-        """Drop the old table, rename the fresh one, give it the model's indexes."""
+    def _put_in_place(self, tables: Sequence[Table]) -> None:
+        """Drop the old tables, rename the fresh ones, give them the model's indexes."""
         run = self.conn.exec_driver_sql
-        name = table.name
-        if self.pg:
-            # Build indexes before the swap: the swap's exclusive lock then lasts milliseconds.
+        if not self.pg:  # readers keep their snapshot whatever this transaction holds
+            for table in tables:
+                run(f"DROP TABLE {table.name}")
+                run(f"ALTER TABLE {table.name}_new RENAME TO {table.name}")
+                for index in table.indexes:
+                    self.conn.execute(CreateIndex(index))
+            return
+        # PostgreSQL: dropping a table locks lookups out until the commit, so everything slow
+        # (indexes, statistics) is done on the fresh tables first, then the swap is renames.
+        for table in tables:
+            name = table.name
             for index in table.indexes:
                 sql = str(CreateIndex(index).compile(dialect=self.conn.dialect))
                 run(sql.replace(f" ON {name} ", f" ON {name}_new ", 1).replace(
                     f"INDEX {index.name} ", f"INDEX {index.name}_new ", 1))  # fmt: skip
             run(f"ANALYZE {name}_new")
+        for table in tables:
+            name = table.name
             run(f"DROP TABLE {name}")
             run(f"ALTER TABLE {name}_new RENAME TO {name}")
             run(f"ALTER TABLE {name} RENAME CONSTRAINT {name}_new_pkey TO {name}_pkey")
             for index in table.indexes:
                 run(f"ALTER INDEX {index.name}_new RENAME TO {index.name}")
-            return
-        run(f"DROP TABLE {name}")
-        run(f"ALTER TABLE {name}_new RENAME TO {name}")
-        for index in table.indexes:
-            self.conn.execute(CreateIndex(index))
 
 
 def _keep_latest(into: dict[str, datetime], key: str, at: datetime) -> None:

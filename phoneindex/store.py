@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +29,7 @@ from phoneindex.changes import (
     mfa_key,
 )
 from phoneindex.db import truncate_wal, upsert_insert, writer
-from phoneindex.fullload import IMPORT_CACHE_KIB, FullLoad, Listing, LoadCounts
+from phoneindex.fullload import FullLoad, Listing, LoadCounts
 from phoneindex.models import EPOCH, account_table, checkpoint_table, link_table
 
 A = account_table.c
@@ -152,7 +151,7 @@ class Store:
         If `changes` raises, nothing is written.
         """
         stats = ApplyStats()
-        with self.engine.connect() as conn, _import_cache(conn):
+        with self.engine.connect() as conn:
             load = FullLoad(conn, batch_size)
 
             def progress() -> None:
@@ -681,23 +680,6 @@ def _memo(convert: Callable[[datetime], Any]) -> Callable[[datetime], Any]:
             return result
 
     return converted
-
-
-@contextmanager
-def _import_cache(conn: Connection) -> Iterator[None]:
-    """SQLite: a bigger page cache for the importing connection only (fewer b-tree misses)."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    conn.exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
-    conn.commit()  # the pragma autobegan a (read) transaction; the import begins its own
-    try:
-        yield
-    finally:
-        conn.rollback()
-        conn.exec_driver_sql(f"PRAGMA cache_size={int(before or -65536)}")
-        conn.commit()
 
 
 def _batched(items: Iterable[Change], size: int) -> Iterator[list[Change]]:
