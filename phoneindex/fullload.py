@@ -440,11 +440,11 @@ def _account_new() -> dict[str, str]:
 
 # SQLite: the staged rows are read through a key index in key order (sorting the keys is far
 # cheaper than sorting whole rows): the index is then probed, and the fresh table written, in
-# key order, and of two listings of one key the later one replaces the earlier (a mention,
-# whole = 0, comes before a listing and never replaces it).
+# key order, and of two listings of one key the later one replaces the earlier: the one observed
+# last, the last one listed among equals (a mention, whole = 0, never replaces a listing).
 _STAGE_KEYS = (
-    "CREATE INDEX temp.stage_account_key ON stage_account (user_id, whole)",
-    "CREATE INDEX temp.stage_link_key ON stage_link (phone, user_id, kind)",
+    "CREATE INDEX temp.stage_account_key ON stage_account (user_id, whole, observed_at)",
+    "CREATE INDEX temp.stage_link_key ON stage_link (phone, user_id, kind, observed_at)",
 )
 _FINAL_SEEN = f"CASE WHEN {_SEEN} THEN s.observed_at ELSE o.seen_at END >= :snap"
 
@@ -474,7 +474,8 @@ def _accounts_listed_sql() -> str:
         account_table,
         _either("o.user_id IS NULL", _account_new(), _account_merged()),
         "FROM stage_account s LEFT JOIN account o ON o.user_id = s.user_id"
-        f" WHERE o.user_id IS NULL OR {_FINAL_SEEN} ORDER BY s.user_id, s.whole, s.rowid",
+        f" WHERE o.user_id IS NULL OR {_FINAL_SEEN}"
+        " ORDER BY s.user_id, s.whole, s.observed_at, s.rowid",
         replace=True,
     )
 
@@ -498,6 +499,12 @@ _K = "(s.confirmed IS NOT NULL AND (o.confirmed_at IS NULL OR s.observed_at >= o
 _SAME_LINK = "s.phone = o.phone AND s.user_id = o.user_id AND s.kind = o.kind"
 _SWEPT = "('passwordless', 'profile')"
 _HAS_ACCOUNT = "EXISTS (SELECT 1 FROM account_new a WHERE a.user_id = {t}.user_id)"
+# SQLite: an account listed as of the snapshot or later stays (seen_at >= observed_at always);
+# asking the small staging index first spares a random read of the fresh table per number.
+_LISTED_SURVIVES = (
+    "(EXISTS (SELECT 1 FROM stage_account a WHERE a.user_id = s.user_id"
+    f" AND a.observed_at >= :snap) OR {_HAS_ACCOUNT.format(t='s')})"
+)
 _LISTED_STAYS = f"(s.kind NOT IN {_SWEPT} OR s.observed_at >= :snap)"
 _MERGED_STAYS = (
     f"(o.kind NOT IN {_SWEPT} OR CASE WHEN {_N} THEN s.observed_at ELSE o.observed_at END >= :snap)"
@@ -559,7 +566,7 @@ def _links_listed_sql() -> str:
         _either("o.phone IS NULL", _link_new(), _link_merged()),
         f"FROM stage_link s LEFT JOIN phone_link o ON {_SAME_LINK}"
         f" WHERE (CASE WHEN o.phone IS NULL THEN {_LISTED_STAYS} ELSE {_MERGED_STAYS} END)"
-        f" AND {_HAS_ACCOUNT.format(t='s')} ORDER BY s.phone, s.user_id, s.kind, s.rowid",
+        f" AND {_LISTED_SURVIVES} ORDER BY s.phone, s.user_id, s.kind, s.observed_at, s.rowid",
         replace=True,
     )
 

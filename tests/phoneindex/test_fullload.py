@@ -207,3 +207,12 @@ def test_timestamps_are_stored_in_one_text_form(given: str, stored: str) -> None
 def test_a_timestamp_without_a_zone_or_not_one_is_refused(bad: str) -> None:
     with pytest.raises(ValueError):
         utc_text(bad)
+
+
+def test_lookups_before_and_after_a_swap_on_the_same_connections(store: Store) -> None:
+    store.replace_export(export(("auth0|1", PHONE)), T0)
+    for _ in range(8):  # enough for drivers to prepare the lookup statement server-side
+        assert users_of(store) == ["auth0|1"]
+    store.replace_export(export(("auth0|2", PHONE), at=T1), T1)
+    for _ in range(3):
+        assert users_of(store) == ["auth0|2"]
