@@ -116,6 +116,7 @@ class FullLoad:
         self.links: dict[str, int] = {}
         self._text: Callable[[datetime | None], Any] = (lambda v: v) if self.pg else stamp_text
         self._memo: dict[datetime, Any] = {}
+        self._oldest: datetime | None = None  # the earliest observation staged
         # PostgreSQL: COPY cannot upsert, so listings are counted by key; only an export that
         # lists a key twice pays for a de-duplicating pass.
         # Hashes, not the keys (a million user ids would take 150 MB): a collision only costs
@@ -202,7 +203,8 @@ class FullLoad:
     def _observed(self, value: datetime) -> Any:
         try:
             return self._memo[value]
-        except KeyError:
+        except KeyError:  # a new observation time (an export has one)
+            self._oldest = min(self._oldest or value, value)
             converted = self._memo[value] = self._text(value)
             return converted
 
@@ -280,14 +282,14 @@ class FullLoad:
             self._add_key(account_table)  # built in one sort, not row by row
             self._create_fresh(link_table)
             kept_links = self._execute(_links_kept_sql(), params)
-            self._execute(_links_new_sql(), params)
+            self._execute(_links_new_sql(self._unsure(snapshot_at)), params)
             self._add_key(link_table)
             removed = old[0] - kept, old[1] - kept_links
         else:
             self._execute(_accounts_listed_sql(), params)
             self._execute(_accounts_unlisted_sql(), params)
             self._create_fresh(link_table)
-            self._execute(_links_listed_sql(), params)
+            self._execute(_links_listed_sql(self._unsure(snapshot_at)), params)
             self._execute(_links_unlisted_sql(), params)
             removed = (
                 self._missing("account", "user_id"),
@@ -300,6 +302,14 @@ class FullLoad:
         """Rows of the index's `table` that its fresh copy does not have."""
         same = " AND ".join(f"n.{k} = o.{k}" for k in key)
         return self._count(f"{table} o WHERE NOT EXISTS (SELECT 1 FROM {table}_new n WHERE {same})")
+
+    def _unsure(self, snapshot_at: datetime) -> bool:
+        """Whether a listed number's account may be gone: only if staged before the snapshot.
+
+        Every staged number has its account staged (listed or mentioned) at least as recently,
+        and an account staged as of the snapshot or later always stays (seen_at >= observed_at).
+        """
+        return self._oldest is not None and self._oldest < snapshot_at
 
     def _count(self, table: str) -> int:
         return int(self.conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
@@ -463,7 +473,7 @@ def _accounts_new_sql() -> str:
     return _insert(
         account_table,
         _account_new(),
-        "FROM stage_account s WHERE NOT EXISTS"
+        "FROM stage_account s WHERE s.observed_at >= :snap AND NOT EXISTS"
         " (SELECT 1 FROM account o WHERE o.user_id = s.user_id)",
     )
 
@@ -474,7 +484,7 @@ def _accounts_listed_sql() -> str:
         account_table,
         _either("o.user_id IS NULL", _account_new(), _account_merged()),
         "FROM stage_account s LEFT JOIN account o ON o.user_id = s.user_id"
-        f" WHERE o.user_id IS NULL OR {_FINAL_SEEN}"
+        f" WHERE (o.user_id IS NULL AND s.observed_at >= :snap) OR {_FINAL_SEEN}"
         " ORDER BY s.user_id, s.whole, s.observed_at, s.rowid",
         replace=True,
     )
@@ -549,24 +559,26 @@ def _links_kept_sql() -> str:
     )
 
 
-def _links_new_sql() -> str:
+def _links_new_sql(check_account: bool) -> str:
     """PostgreSQL: listed links the index does not have."""
     return _insert(
         link_table,
         _link_new(),
-        f"FROM stage_link s WHERE {_LISTED_STAYS} AND {_HAS_ACCOUNT.format(t='s')}"
-        f" AND NOT EXISTS (SELECT 1 FROM phone_link o WHERE {_SAME_LINK})",
+        f"FROM stage_link s WHERE {_LISTED_STAYS}"
+        + (f" AND {_HAS_ACCOUNT.format(t='s')}" if check_account else "")
+        + f" AND NOT EXISTS (SELECT 1 FROM phone_link o WHERE {_SAME_LINK})",
     )
 
 
-def _links_listed_sql() -> str:
+def _links_listed_sql(check_account: bool) -> str:
     """SQLite: every listed link, merged with the index's (the last listing wins)."""
     return _insert(
         link_table,
         _either("o.phone IS NULL", _link_new(), _link_merged()),
         f"FROM stage_link s LEFT JOIN phone_link o ON {_SAME_LINK}"
         f" WHERE (CASE WHEN o.phone IS NULL THEN {_LISTED_STAYS} ELSE {_MERGED_STAYS} END)"
-        f" AND {_LISTED_SURVIVES} ORDER BY s.phone, s.user_id, s.kind, s.observed_at, s.rowid",
+        + (f" AND {_LISTED_SURVIVES}" if check_account else "")
+        + " ORDER BY s.phone, s.user_id, s.kind, s.observed_at, s.rowid",
         replace=True,
     )
 

@@ -216,3 +216,13 @@ def test_lookups_before_and_after_a_swap_on_the_same_connections(store: Store) -
     store.replace_export(export(("auth0|2", PHONE), at=T1), T1)
     for _ in range(3):
         assert users_of(store) == ["auth0|2"]
+
+
+def test_listings_older_than_the_snapshot_are_swept_with_their_numbers(store: Store) -> None:
+    store.replace_export(export(("auth0|1", PHONE)), T0)
+    store.apply([AccountSeen("auth0|2", T2), PhoneLinked("auth0|2", OTHER, "profile", "logs", T2)])
+    # Listings observed before the snapshot they claim: no fresher than what the sweep removes.
+    store.replace_export([*export(("auth0|1", PHONE)), *export(("auth0|3", OTHER))], T1)
+    assert users_of(store) == []
+    assert users_of(store, OTHER) == ["auth0|2"]
+    assert store.summary()["accounts"] == 1
