@@ -38,7 +38,7 @@ from phoneindex.db import open_database
 from phoneindex.errors import ConfigError, ImportFileError, UnusableNumber, WhoisError
 from phoneindex.numbers import to_e164
 from phoneindex.settings import Settings, load_settings
-from phoneindex.store import Store
+from phoneindex.store import Store, iso
 
 if TYPE_CHECKING:
     from bot.slack.context import SlackContext
@@ -212,20 +212,44 @@ def _closing(deps: Deps) -> Iterator[None]:
 def import_(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Auth0 export: .json/.ndjson or .csv, maybe .gz")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="When the export was taken (ISO date or time, UTC); default: the file's "
+            "modification time.",
+        ),
+    ] = None,
 ) -> None:
     """Replace the index's accounts and passwordless/profile numbers with an export file's."""
-    from jobs.exports import import_export
+    from jobs.reindex import import_file
 
     c = _ctx(ctx)
     if not file.is_file():
         raise ImportFileError(str(file), None, "no such file")
-    with c.runs.exclusive("full", f"cli:import {file.name}") as run:
-        with _progress("importing", bytes_=True) as progress:
-            result = import_export(
-                c.store, file, default_region=c.settings.default_region, progress=progress
-            )
-        run.counts = result.counts()
-    out.print(result.summary())
+    observed_at, given = _observed_at(file, as_of)
+    with _progress("importing", bytes_=True) as progress:
+        result = import_file(
+            c.store,
+            c.runs,
+            file,
+            observed_at=observed_at,
+            default_region=c.settings.default_region,
+            progress=progress,
+        )
+    out.print(say.import_summary(result.summary(), iso(observed_at), given), markup=False)
+
+
+def _observed_at(file: Path, as_of: str | None) -> tuple[datetime, bool]:
+    """When the export's data was true: `--as-of`, else the file's modification time."""
+    now = datetime.now(UTC)
+    if as_of is not None:
+        when = _parse_time(as_of, "--as-of")
+        if when > now:
+            raise typer.BadParameter(f"{as_of!r} is in the future", param_hint="'--as-of'")
+        return when, True
+    modified = datetime.fromtimestamp(file.stat().st_mtime, UTC)
+    return min(modified, now), False
 
 
 @app.command()
@@ -267,13 +291,22 @@ def reindex(
         bool, typer.Option("--no-enrich", help="Skip reading MFA numbers after the import.")
     ] = False,
 ) -> None:
-    """Full sync now: Auth0 export job, download, atomic import, then MFA enrichment."""
-    from jobs.schedule import run_full_sync
+    """Full sync now: Auth0 export job, download, atomic import, then MFA enrichment.
+
+    The import holds the writer lease; enrichment follows in the scheduler's time slices,
+    giving the lease back between them so log syncs take their turns.
+    """
+    from jobs.schedule import enrich_in_slices, run_full_sync
 
     deps = _ctx(ctx).deps()
     with _phases() as progress, _closing(deps), _download_errors():
-        result = run_full_sync(deps, "cli", enrich=not no_enrich, progress=progress)
-    out.print(result.summary())
+        result = run_full_sync(deps, "cli", enrich=False, progress=progress)
+        out.print(result.summary(), markup=False)
+        if not no_enrich:
+            enriched, slices = enrich_in_slices(
+                deps, "cli", progress=lambda done, total: progress("enrich", done, total)
+            )
+            out.print(say.enrich_summary(enriched.summary(), slices), markup=False)
 
 
 @app.command()
@@ -283,13 +316,13 @@ def enrich(
         bool, typer.Option("--all", help="Re-read every account with MFA, not just changed ones.")
     ] = False,
 ) -> None:
-    """Read MFA numbers of accounts whose MFA changed (paced, resumable)."""
-    from jobs.schedule import enrich_now
+    """Read MFA numbers of accounts whose MFA changed (paced, resumable, in time slices)."""
+    from jobs.schedule import enrich_in_slices
 
     deps = _ctx(ctx).deps()
     with _progress("reading MFA numbers", rate=True) as progress, _closing(deps):
-        result = enrich_now(deps, "cli", everything=everything, progress=progress)
-    out.print(result.summary())
+        result, slices = enrich_in_slices(deps, "cli", everything=everything, progress=progress)
+    out.print(say.enrich_summary(result.summary(), slices), markup=False)
 
 
 @app.command()
@@ -308,10 +341,13 @@ def sync(ctx: typer.Context) -> None:
 @app.command()
 def clock(ctx: typer.Context) -> None:
     """Run the scheduler alone: full syncs, log pulls, re-fetches, staleness checks."""
-    from jobs.schedule import run_clock
+    from jobs.schedule import queue_first_full_sync, run_clock
 
     deps = _ctx(ctx).deps()
     err.print(say.clock_started(deps.settings), markup=False)
+    first = queue_first_full_sync(deps)
+    if first is not None:
+        err.print(say.first_sync_queued(first.id), markup=False)
     run_clock(deps.settings, deps)
 
 
@@ -417,15 +453,25 @@ def _slack_context(c: Context, embedded: _Embedded | None) -> SlackContext:
     )
     if deps is not None:  # the scheduler reports the runs admins asked for as soon as they end
         deps.on_full_sync_end = slack.reporter.on_full_sync_end
+        # and ends over-limit incidents knowing the refusals still waiting to be written
+        deps.recent_refusal = slack.answers.trail.recent_refusal
     return slack
 
 
 @contextmanager
 def _scheduler_running(embedded: _Embedded | None) -> Iterator[None]:
-    """Run the scheduler (if any) around the block; stop it cleanly afterwards."""
+    """Run the scheduler (if any) around the block; stop it cleanly afterwards.
+
+    A fresh install (no full sync from Auth0 yet) gets one at once, not at the next cron time.
+    """
+    from jobs.schedule import queue_first_full_sync
+
     if embedded is None:
         yield
         return
+    first = queue_first_full_sync(embedded.deps)
+    if first is not None:
+        err.print(say.first_sync_queued(first.id), markup=False)
     embedded.scheduler.start()
     try:
         yield
@@ -455,16 +501,19 @@ def audit(
 
 def _since(text: str | None) -> datetime | None:
     """`--since` as an aware UTC datetime (a date or a time without zone is taken as UTC)."""
-    if text is None:
-        return None
+    return None if text is None else _parse_time(text, "--since")
+
+
+def _parse_time(text: str, option: str) -> datetime:
+    """An ISO date or time option as an aware UTC datetime (no zone given: UTC)."""
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise typer.BadParameter(
             f"{text!r} is not an ISO date or time (e.g. 2026-11-27 or 2026-11-27T09:00Z)",
-            param_hint="'--since'",
+            param_hint=f"'{option}'",
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @app.command()

@@ -82,6 +82,8 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
         ("last log sync", "last_incremental_sync"),
     ):
         console.print(f"{label}: {run_line(doc.get(key))}")
+    if doc.get("data_as_of"):
+        console.print(f"index data as of: {data_line(doc)}")
     running = doc.get("running")
     console.print(f"running: {run_line(running) if running else 'nothing'}")
     console.print(f"log checkpoint: {checkpoint_line(doc)}")
@@ -122,6 +124,32 @@ def run_line(run: dict[str, Any] | None) -> str:
     if run.get("error"):
         line += f": {escape(run['error'])}"
     return line
+
+
+def data_line(doc: dict[str, Any]) -> str:
+    """When the index's last full sync was true, and where it came from."""
+    source = doc.get("data_source") or "auth0"
+    where = f"imported from the file {source[5:]}" if source.startswith("file:") else "Auth0 export"
+    return f"{_when(doc.get('data_as_of'))} ({escape(where)})"
+
+
+def import_summary(summary: str, as_of: str | None, given: bool) -> str:
+    """The one line `mfa-whois import` prints."""
+    whence = "--as-of" if given else "the file's modification time"
+    return f"{summary}; data as of {_when(as_of)} ({whence})"
+
+
+def enrich_summary(summary: str, slices: int) -> str:
+    """The line after an enrichment done in time slices."""
+    return f"MFA enrichment ({slices} slice{'s' if slices != 1 else ''}): {summary}"
+
+
+def first_sync_queued(run_id: int) -> str:
+    """What `serve`, `socket` and `clock` say when a fresh install gets its first full sync."""
+    return (
+        f"mfa-whois: no full sync from Auth0 yet: one is queued (run {run_id}) and starts now; "
+        "watch it with `mfa-whois status`"
+    )
 
 
 CHECKPOINT_EXPIRED = (

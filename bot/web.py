@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.slack.app import build_app
 from bot.slack.context import SlackContext
+from jobs.runs import LAST_FULL_SYNC_SOURCE
 from phoneindex.db import make_engine, ping
 from phoneindex.errors import ConfigError, DatabaseError, UnusableNumber, WhoisError
 from phoneindex.settings import Settings
@@ -106,7 +107,10 @@ def _health_document(store: Store) -> dict[str, Any]:
     if not ping(store.engine):
         return {"status": "unavailable", "error": "the database is unreachable"}
     try:
-        return {"status": "ok"} | store.freshness()
+        # Where the last full sync came from: "auth0", or "file:<name>" for an imported
+        # export (whose own time, not the import's, is `last_full_sync`).
+        source = store.get_checkpoint(LAST_FULL_SYNC_SOURCE)
+        return {"status": "ok"} | store.freshness() | {"last_full_sync_source": source}
     except SQLAlchemyError:
         return {"status": "unavailable", "error": "the database schema is not ready"}
 

@@ -1,8 +1,10 @@
 """Alert policy: one message when an incident opens, one when it is over; sent via a notifier.
 
 Incident state lives in the database (checkpoints), so several processes sharing the index
-still alert once per incident. Alert texts never contain full phone numbers: callers pass
-counts and masked forms only.
+still alert once per incident. The incident is recorded before its message is sent (one atomic
+claim, so two processes never both send it): a message whose record could not be written is
+not sent at all, and is tried again at the next occurrence, never repeated at every one.
+Alert texts never contain full phone numbers: callers pass counts and masked forms only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from phoneindex.db import upsert_insert, writer
+from phoneindex.models import checkpoint_table
 from phoneindex.store import Store, iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -63,26 +69,61 @@ class Alerts:
 
     def open(self, key: str, title: str, text: str, *, severity: Severity = "failure") -> bool:
         """Raise the incident `key`; returns True when this call sent the alert."""
-        if self.is_open(key):
-            log.info("incident %s still open; not alerting again", key)
-            return False
         now = self.clock()
-        if not self._send(Alert(key, severity, title, text, now)):
-            return False  # not recorded: the next occurrence tries again
         state = json.dumps({"opened_at": iso(now), "title": title})
-        self.store.set_checkpoint(_PREFIX + key, state)
-        return True
+        try:
+            if self.is_open(key) or not self._claim(key, state, now):
+                log.info("incident %s still open; not alerting again", key)
+                return False
+        except SQLAlchemyError as exc:
+            log.warning("alert %s not sent: could not record it (%s); next time", key, _why(exc))
+            return False
+        if self._send(Alert(key, severity, title, text, now)):
+            return True
+        try:  # not delivered: forget it, so the next occurrence tries again
+            self._release(key)
+        except SQLAlchemyError as exc:
+            log.warning("alert %s stays recorded though undelivered (%s)", key, _why(exc))
+        return False
 
     def close(self, key: str, title: str, text: str) -> bool:
         """End the incident `key` with a recovery message; nothing if it was not open."""
-        if not self.is_open(key):
+        try:
+            if not self.is_open(key) or not self._release(key):
+                return False
+        except SQLAlchemyError as exc:
+            log.warning("recovery of %s not sent: could not record it (%s)", key, _why(exc))
             return False
-        self.store.set_checkpoint(_PREFIX + key, None)
         return self._send(Alert(key, "recovery", title, text, self.clock()))
 
     def is_open(self, key: str) -> bool:
         """Whether an incident is open under `key`."""
         return self.store.get_checkpoint(_PREFIX + key) is not None
+
+    def _claim(self, key: str, state: str, now: datetime) -> bool:
+        """Record the incident unless it is already open; True when this call recorded it."""
+        c = checkpoint_table.c
+        ins = upsert_insert(self.store.engine)(checkpoint_table).values(
+            name=_PREFIX + key, value=state, updated_at=now
+        )
+        stmt = ins.on_conflict_do_update(
+            index_elements=[c.name],
+            set_={"value": ins.excluded.value, "updated_at": ins.excluded.updated_at},
+            where=c.value.is_(None),
+        ).returning(c.name)
+        with self.store.engine.connect() as conn, writer(conn).begin():
+            return conn.execute(stmt).first() is not None
+
+    def _release(self, key: str) -> bool:
+        """Close the incident record; True when this call closed it (so sends the recovery)."""
+        c = checkpoint_table.c
+        with self.store.engine.connect() as conn, writer(conn).begin():
+            closed = conn.execute(
+                checkpoint_table.update()
+                .where(c.name == _PREFIX + key, c.value.is_not(None))
+                .values(value=None, updated_at=self.clock())
+            ).rowcount
+        return bool(closed)
 
     def _send(self, alert: Alert) -> bool:
         try:
@@ -91,3 +132,9 @@ class Alerts:
             log.exception("could not deliver the %s alert %s", alert.severity, alert.key)
             return False
         return True
+
+
+def _why(exc: SQLAlchemyError) -> str:
+    """The driver's first line (no SQL, no parameters)."""
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0][:200]

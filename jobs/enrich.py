@@ -1,4 +1,12 @@
-"""MFA phone numbers per account (authentication-methods) -> changes: paced, resumable, ordered.
+"""Accounts read per account -> changes: paced, resumable, ordered.
+
+Two kinds of read. An account whose `multifactor` changed (the walk) needs only its MFA numbers:
+one authentication-methods call (its profile came with the export or event that showed the
+change). An account queued for a re-read (`RefetchRequested`: an event said something changed
+without saying what) is read whole: `GET /api/v2/users/{id}` (profile, root number, linked
+identities, `multifactor`) and, when it has MFA, its authentication methods; a 404 deletes it.
+A read is stamped before its first call, so an event that happens while Auth0 answers wins.
+One account whose reads keep failing is skipped (and queued again), never a wall for the rest.
 
 Reads run on a few worker threads so enrichment keeps the client's pacer busy (Auth0 answers in
 100-300 ms; one thread alone would send far below MFA_WHOIS_AUTH0_MAX_RPS). Results are applied
@@ -18,9 +26,31 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobs.alerts import Alerts
-from jobs.auth0 import Auth0Client, Auth0Error, Auth0NotFound, AuthenticationMethod
+from jobs.auth0 import (
+    Auth0Client,
+    Auth0Error,
+    Auth0NotFound,
+    Auth0RequestError,
+    Auth0ResponseError,
+    Auth0Unavailable,
+    AuthenticationMethod,
+    Priority,
+)
+from jobs.exports import UserMapper
 from jobs.runs import RunHandle
-from phoneindex.changes import AccountDeleted, Method, MfaPhone, MfaPhonesReplaced, Source
+from phoneindex.changes import (
+    AccountDeleted,
+    Change,
+    Method,
+    MfaPhone,
+    MfaPhonesReplaced,
+    PhoneLinked,
+    ProfilePhone,
+    ProfilePhonesReplaced,
+    RefetchRequested,
+    Source,
+    mfa_key,
+)
 from phoneindex.numbers import is_masked, to_e164_or_none
 from phoneindex.store import EnrichTarget, Store, utcnow
 
@@ -33,6 +63,10 @@ PHONE_TYPES = frozenset({"phone", "sms", "voice"})  # "sms"/"voice": older Guard
 HEARTBEAT_EVERY = timedelta(seconds=20)
 QUEUE_EVERY = timedelta(seconds=15)
 _WAIT_SLICE = 5.0  # seconds; heartbeats continue while a read waits on the pacer
+# Failures of one account (its data, or Auth0 failing on it); others stop the run at once.
+ACCOUNT_FAILURES = (Auth0RequestError, Auth0ResponseError, Auth0Unavailable, ValueError)
+# This many failed reads in a row is Auth0 in trouble, not one account: stop the run.
+FAILURES_IN_A_ROW = 3
 
 # User-facing words (alerts) in one place.
 MASKED_TITLE = "MFA phone numbers come back masked"
@@ -78,7 +112,7 @@ def read_phones(methods: Iterable[AuthenticationMethod]) -> PhoneRead:
         if phone is None:
             unusable += 1
             continue
-        mfa = MfaPhone(phone, _method_of(item), item.confirmed)
+        mfa = MfaPhone(phone, _method_of(item), item.confirmed, item.id or None)
         prior = found.get(phone)
         # One number, two authenticators (e.g. re-enrolled): keep the confirmed one.
         if prior is None or (mfa.confirmed and not prior.confirmed):
@@ -125,37 +159,112 @@ def _method_of(item: AuthenticationMethod) -> Method:
     return "sms"
 
 
+# --------------------------------------------------------------------------- one account whole
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRead:
+    """One account read whole: its changes (or its deletion) and what could not be used."""
+
+    changes: tuple[Change, ...]
+    deleted: bool = False
+    mfa: MfaPhonesReplaced | None = None
+    unusable: int = 0
+
+
+def read_account(
+    client: Auth0Client,
+    user_id: str,
+    observed_at: datetime,
+    *,
+    had_mfa: bool,
+    priority: Priority,
+    source: Source,
+    mfa_source: Source = "authenticators",
+    default_region: str | None = None,
+) -> AccountRead:
+    """`GET /api/v2/users/{id}` and, with MFA, its authentication methods, as changes.
+
+    The user object gives the profile, the root number and linked SMS identities (all of the
+    account's passwordless/profile numbers: the rest are unlinked). Authentication methods are
+    read when the user object names MFA providers or the index `had_mfa`; otherwise there are
+    no MFA numbers to read. A 404 is the account deleted. `observed_at` must be taken before
+    the first call. `source` marks the passwordless/profile numbers, `mfa_source` the MFA ones.
+    Raises ValueError for a user object with an unreadable field.
+    """
+    try:
+        user = client.get_user(user_id, priority=priority)
+        mapper = UserMapper(observed_at, default_region)
+        seen, phones = mapper.read(user)
+        if seen.user_id != user_id:
+            raise ValueError("user_id differs from the one asked for")
+        profile = profile_changes(
+            user_id, phones, observed_at, source, complete=not mapper.unusable_numbers
+        )
+        if not (seen.multifactor or had_mfa):
+            return AccountRead((seen, *profile), unusable=mapper.unusable_numbers)
+        methods = client.get_authentication_methods(user_id, priority=priority)
+    except Auth0NotFound:
+        return AccountRead((AccountDeleted(user_id, observed_at),), deleted=True)
+    read = read_phones(methods)
+    key = mfa_key(seen.multifactor, seen.multifactor_last_modified)
+    mfa = _replaced(user_id, read, observed_at, key, mfa_source)
+    return AccountRead(
+        (seen, *profile, mfa), mfa=mfa, unusable=mapper.unusable_numbers + read.unusable
+    )
+
+
+def profile_changes(
+    user_id: str, phones: list[ProfilePhone], at: datetime, source: Source, *, complete: bool
+) -> tuple[Change, ...]:
+    """The user object's numbers: the complete set, or (one was unusable) only those we read.
+
+    A number we could not read (e.g. national format, no default region) may be one the index
+    knows: without the complete set, nothing is unlinked.
+    """
+    if complete:
+        return (ProfilePhonesReplaced(user_id, tuple(phones), at, source),)
+    return tuple(
+        PhoneLinked(user_id, p.phone, p.kind, source, at, None, p.confirmed, p.identity)
+        for p in phones
+    )
+
+
 # --------------------------------------------------------------------------- results
 
 
 @dataclass
 class EnrichResult:
-    """What an enrichment (or a refetch pass) applied."""
+    """What an enrichment (or a re-read pass) applied."""
 
-    accounts: int = 0  # accounts whose authentication methods were read and applied
+    accounts: int = 0  # accounts read and applied (MFA numbers only, or whole)
+    reread: int = 0  # of `accounts`, read whole (user object and MFA numbers): queued re-reads
     linked: int = 0  # MFA numbers those accounts have (linked or re-confirmed)
-    unlinked: int = 0  # MFA numbers the accounts no longer have
+    unlinked: int = 0  # numbers the accounts no longer have (MFA, passwordless, profile)
     masked: int = 0  # numbers Auth0 returned masked (not indexed)
-    unusable: int = 0  # phone authenticators without a usable number
+    unusable: int = 0  # numbers that are not usable phone numbers
     missing: int = 0  # accounts Auth0 no longer has (404): removed from the index
-    errors: int = 0  # reads that failed and stopped the run
-    queued: int = 0  # of `accounts` + `missing`, served from the re-fetch queue
+    errors: int = 0  # reads that failed (the account is queued to be read again)
+    queued: int = 0  # of `accounts` + `missing` + `errors`, served from the re-read queue
     complete: bool = False  # the walk reached its end (not stopped, not failed)
 
     def counts(self) -> dict[str, Any]:
         """Counts for the run record."""
         return {
-            "accounts": self.accounts, "linked": self.linked, "unlinked": self.unlinked,
-            "masked": self.masked, "unusable": self.unusable, "missing": self.missing,
-            "errors": self.errors, "queued": self.queued,
+            "accounts": self.accounts, "reread": self.reread, "linked": self.linked,
+            "unlinked": self.unlinked, "masked": self.masked, "unusable": self.unusable,
+            "missing": self.missing, "errors": self.errors, "queued": self.queued,
         }  # fmt: skip
 
     def summary(self) -> str:
         """One line for people."""
         line = (
-            f"read MFA methods of {self.accounts:,} accounts: {self.linked:,} numbers linked, "
-            f"{self.unlinked:,} unlinked; {self.missing:,} accounts gone from Auth0 removed"
+            f"read {self.accounts:,} accounts ({self.reread:,} re-read whole, the rest their MFA "
+            f"methods): {self.linked:,} MFA numbers linked, {self.unlinked:,} numbers unlinked; "
+            f"{self.missing:,} accounts gone from Auth0 removed"
         )
+        if self.errors:
+            line += f"; {self.errors:,} reads failed (queued to be read again)"
         if self.masked:
             line += f"; {self.masked:,} masked numbers not indexed (set {MASKED_FLAG})"
         if self.unusable:
@@ -169,9 +278,13 @@ class EnrichResult:
 @dataclass(frozen=True, slots=True)
 class _Read:
     target: EnrichTarget
-    change: MfaPhonesReplaced | AccountDeleted
-    unusable: int
-    walked: bool  # from the candidate walk (moves the --all cursor), not the re-fetch queue
+    changes: tuple[Change, ...]
+    walked: bool  # from the candidate walk (moves the --all cursor), not the re-read queue
+    whole: bool = False  # the user object was read too
+    deleted: bool = False
+    mfa: MfaPhonesReplaced | None = None
+    unusable: int = 0
+    failed: Exception | None = None
 
 
 class _Pipeline:
@@ -189,6 +302,7 @@ class _Pipeline:
         progress: Callable[[int, int], None] | None = None,
         total: int = 0,
         cursor: str | None = None,
+        default_region: str | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -199,8 +313,10 @@ class _Pipeline:
         self.progress = progress
         self.total = total
         self.cursor = cursor
+        self.region = default_region
         self.result = EnrichResult()
         self.done = 0
+        self.failures_in_row = 0
         self._window: deque[Future[_Read]] = deque()
         self._ready: list[_Read] = []
         self._beat = clock()
@@ -238,14 +354,25 @@ class _Pipeline:
         return complete
 
     def _read(self, target: EnrichTarget, walked: bool) -> _Read:
-        """One account's authentication methods (on a worker thread)."""
+        """One account, on a worker thread: whole when a re-read is queued, else its MFA."""
+        user_id = target.user_id
+        at = self.clock()  # before the call: an event while Auth0 answers is newer than the read
         try:
-            methods = self.client.get_authentication_methods(target.user_id, priority="bulk")
+            if target.refetch_requested_at is not None:
+                got = read_account(
+                    self.client, user_id, at, had_mfa=target.has_mfa, priority="bulk",
+                    source="live", default_region=self.region,
+                )  # fmt: skip
+                return _Read(target, got.changes, walked, True, got.deleted, got.mfa, got.unusable)
+            methods = self.client.get_authentication_methods(user_id, priority="bulk")
         except Auth0NotFound:
-            return _Read(target, AccountDeleted(target.user_id, self.clock()), 0, walked)
+            return _Read(target, (AccountDeleted(user_id, at),), walked, deleted=True)
+        except ACCOUNT_FAILURES as exc:
+            log.warning("enrich: reading an account failed, queued again: %s", exc)
+            return _Read(target, (RefetchRequested(user_id, at),), walked, failed=exc)
         read = read_phones(methods)
-        change = _replaced(target.user_id, read, self.clock(), target.mfa_key, "authenticators")
-        return _Read(target, change, read.unusable, walked)
+        change = _replaced(user_id, read, at, target.mfa_key, "authenticators")
+        return _Read(target, (change,), walked, mfa=change, unusable=read.unusable)
 
     def _take(self) -> None:
         """Wait for the oldest read in flight and queue it for the next apply."""
@@ -253,21 +380,32 @@ class _Pipeline:
         while not wait([future], timeout=_WAIT_SLICE).done:
             self._heartbeat()
         try:
-            self._ready.append(future.result())
+            read = future.result()
         except Auth0Error:
             self.result.errors += 1
             raise
+        self._ready.append(read)
         self._window.popleft()  # only now: an interruption may duplicate a read, never lose one
         self.done += 1
         self._report()
+        self._trip(read.failed)
         if len(self._ready) >= self.batch_size:
             self._flush()
         self._heartbeat()
 
+    def _trip(self, failed: Exception | None) -> None:
+        """Raise after FAILURES_IN_A_ROW Auth0 failures: one bad account is skipped, not more."""
+        if not isinstance(failed, Auth0Error):
+            self.failures_in_row = 0
+            return
+        self.failures_in_row += 1
+        if self.failures_in_row >= FAILURES_IN_A_ROW:
+            raise failed
+
     def _flush(self) -> None:
         """Apply the reads taken so far in one transaction; move the cursor past them."""
         if self._ready:
-            stats = self.store.apply([r.change for r in self._ready])
+            stats = self.store.apply([c for r in self._ready for c in r.changes])
             self._count(self._ready, stats.unlinks)
             walked = [r.target.user_id for r in self._ready if r.walked]
             self._ready = []
@@ -281,13 +419,17 @@ class _Pipeline:
         result.unlinked += unlinked
         for r in reads:
             result.queued += not r.walked
-            if isinstance(r.change, AccountDeleted):
-                result.missing += 1
-                continue
-            result.accounts += 1
-            result.linked += len(r.change.phones)
-            result.masked += r.change.masked
             result.unusable += r.unusable
+            if r.failed is not None:
+                result.errors += 1
+            elif r.deleted:
+                result.missing += 1
+            else:
+                result.accounts += 1
+                result.reread += r.whole
+            if r.mfa is not None:
+                result.linked += len(r.mfa.phones)
+                result.masked += r.mfa.masked
 
     def _salvage(self) -> None:
         """Ctrl-C: cancel reads not started; keep the finished prefix of those under way."""
@@ -324,7 +466,7 @@ def _targets(
     page_size: int,
     clock: Callable[[], datetime],
 ) -> Iterator[tuple[EnrichTarget, bool]]:
-    """Queued re-fetches first (checked again every QUEUE_EVERY), then the candidate walk."""
+    """Queued re-reads first (checked again every QUEUE_EVERY), then the candidate walk."""
     served: set[str] = set()
     due = clock()
 
@@ -371,12 +513,14 @@ def enrich(
     workers: int = 8,
     page_size: int = 500,
     restart: bool = False,
+    default_region: str | None = None,
 ) -> EnrichResult:
     """Read the MFA numbers of accounts whose MFA changed (all with MFA when `everything`).
 
-    Queued re-fetches go first. With `everything`, an interrupted run continues after the last
-    account applied unless `restart`. An Auth0 failure other than 404 stops the run after
-    applying what was read before it.
+    Queued re-reads go first, each account read whole. With `everything`, an interrupted run
+    continues after the last account applied unless `restart`. A read that fails for one
+    account is counted and queued again; FAILURES_IN_A_ROW of them, or an Auth0 failure that
+    concerns every call (credentials, rate limit), stop the run after applying what was read.
     """
     after = None if not everything or restart else store.get_checkpoint(ALL_CURSOR)
     if after is not None:
@@ -384,7 +528,7 @@ def enrich(
     pipeline = _Pipeline(
         store, client, clock=clock, batch_size=batch_size, workers=workers, run=run,
         progress=progress, total=store.count_enrich_candidates(everything=everything),
-        cursor=ALL_CURSOR if everything else None,
+        cursor=ALL_CURSOR if everything else None, default_region=default_region,
     )  # fmt: skip
     targets = _targets(store, everything=everything, after=after, page_size=page_size, clock=clock)
     result = pipeline.result

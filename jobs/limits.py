@@ -10,6 +10,7 @@ hour is over is closed when the actor is next refused, just before the new alert
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -68,10 +69,23 @@ def over_limit(
     alerts.open(key, *limit_alert(surface, actor, allowance), severity="warning")
 
 
-def close_finished(alerts: Alerts, audit: Audit, now: datetime) -> int:
-    """Send the recovery of every open incident whose actor had no refusal for an hour."""
+# This process's latest refusal of an actor, written to the database yet or not.
+RecentRefusal = Callable[[str], datetime | None]
+
+
+def close_finished(
+    alerts: Alerts, audit: Audit, now: datetime, recent: RecentRefusal | None = None
+) -> int:
+    """Send the recovery of every open incident whose actor had no refusal for an hour.
+
+    `recent` tells refusals that still wait to be written (a long write lock): without it a
+    recovery could go out mid-incident, then a new alert (the flapping this exists to prevent).
+    """
     closed = 0
     for actor, (via, last) in audit.refused_actors(now - LOOKBACK).items():
+        pending = recent(actor) if recent is not None else None
+        if pending is not None and pending > last:
+            last = pending
         if last > now - WINDOW or not alerts.is_open(alert_key(actor)):
             continue
         surface = via.partition("-")[0]  # "slack-live" was refused on Slack
@@ -84,7 +98,7 @@ def limit_recovery_job(deps: Deps) -> None:
     """Scheduler job: recoveries for over-limit incidents whose hour is over."""
     try:
         audit = Audit(deps.store.engine, clock=deps.store.clock)
-        closed = close_finished(deps.alerts, audit, deps.store.clock())
+        closed = close_finished(deps.alerts, audit, deps.store.clock(), deps.recent_refusal)
     except Exception:
         log.exception("%s failed", JOB_LIMITS)
         return

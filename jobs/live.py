@@ -18,20 +18,12 @@ from jobs.auth0 import (
     Auth0Client,
     Auth0ConfigError,
     Auth0Error,
-    Auth0NotFound,
     Auth0RateLimited,
     Auth0Unavailable,
 )
-from jobs.enrich import methods_to_change
+from jobs.enrich import profile_changes, read_account
 from jobs.exports import UserMapper
-from phoneindex.changes import (
-    AccountDeleted,
-    AccountSeen,
-    Change,
-    PhoneLinked,
-    PhoneUnlinked,
-    mfa_key,
-)
+from phoneindex.changes import Change
 from phoneindex.numbers import last4
 from phoneindex.store import Store, iso, utcnow
 
@@ -75,20 +67,32 @@ def live_lookup(
     clock: Callable[[], datetime] = utcnow,
     default_region: str | None = None,
 ) -> dict[str, Any]:
-    """Re-check every account linked to the E.164 `phone` in Auth0; the updated lookup."""
+    """Re-read every account linked to the E.164 `phone` in Auth0; the updated lookup.
+
+    Each account is read whole (user object: profile, root number, linked SMS identities; and
+    its MFA numbers when it has MFA), so a number it no longer has in any form disappears.
+    """
     check = _Check(clock())
-    mapper = UserMapper(check.checked_at, default_region)
     changes: list[Change] = []
     for account in store.lookup(phone)["accounts"]:
         if check.halted:
             check.errors += 1
             continue
+        had_mfa = any(p["kind"] == "mfa" for p in account["phones"])
         try:
-            changes += _recheck(client, mapper, account, phone, check)
+            read = read_account(
+                client, account["user_id"], check.checked_at, had_mfa=had_mfa,
+                priority="interactive", source="live", mfa_source="live",
+                default_region=default_region,
+            )  # fmt: skip
         except _FATAL:
             raise
         except (Auth0Error, ValueError) as exc:
             check.failed(exc)
+            continue
+        check.checked += 1
+        check.deleted += read.deleted
+        changes += read.changes
     return _finish(store, phone, query, changes, check, "live check")
 
 
@@ -101,7 +105,11 @@ def live_search(
     clock: Callable[[], datetime] = utcnow,
     default_region: str | None = None,
 ) -> dict[str, Any]:
-    """Search Auth0 users by profile number (passwordless/profile only); the updated lookup."""
+    """Search Auth0 users by profile number (passwordless/profile only); the updated lookup.
+
+    A hit that still has the number is taken whole: its profile and all of its passwordless/
+    profile numbers (root and linked SMS identities), so numbers it no longer has disappear.
+    """
     check = _Check(clock())
     mapper = UserMapper(check.checked_at, default_region)
     changes: list[Change] = []
@@ -113,54 +121,19 @@ def live_search(
         check.failed(exc)
         users = []
     for user in users:
+        unusable = mapper.unusable_numbers
         try:
-            profile = list(mapper.changes(user))
+            seen, phones = mapper.read(user)
         except ValueError as exc:
             check.failed(exc)
             continue
-        links = [_live(c) for c in profile if isinstance(c, PhoneLinked) and c.phone == phone]
-        if links:  # search is eventually consistent: a hit may have changed its number since
-            changes += [c for c in profile if isinstance(c, AccountSeen)]
-            changes += links
+        # Search is eventually consistent: a hit may have changed its number since.
+        if any(p.phone == phone for p in phones):
+            complete = mapper.unusable_numbers == unusable
+            at = check.checked_at
+            changes += [seen, *profile_changes(seen.user_id, phones, at, "live", complete=complete)]
             check.checked += 1
     return _finish(store, phone, query, changes, check, "live search")
-
-
-def _recheck(
-    client: Auth0Client,
-    mapper: UserMapper,
-    account: dict[str, Any],
-    phone: str,
-    check: _Check,
-) -> list[Change]:
-    """One account as Auth0 has it now: profile, root number, MFA numbers."""
-    user_id: str = account["user_id"]
-    now = check.checked_at
-    try:
-        user = client.get_user(user_id, priority="interactive")
-        methods = client.get_authentication_methods(user_id, priority="interactive")
-    except Auth0NotFound:
-        check.checked += 1
-        check.deleted += 1
-        return [AccountDeleted(user_id, now)]
-    profile = list(mapper.changes(user))
-    seen = next(c for c in profile if isinstance(c, AccountSeen))
-    roots = [_live(c) for c in profile if isinstance(c, PhoneLinked)]
-    kinds = {p["kind"] for p in account["phones"]}
-    gone: list[Change] = [
-        PhoneUnlinked(user_id, phone, kind, "live", now)
-        for kind in ("passwordless", "profile")
-        if kind in kinds and not any(r.phone == phone and r.kind == kind for r in roots)
-    ]
-    # A read with masked numbers keeps the MFA numbers the index already knows (store rule).
-    key = mfa_key(seen.multifactor, seen.multifactor_last_modified)
-    mfa = methods_to_change(user_id, methods, now, key, source="live")
-    check.checked += 1
-    return [seen, *roots, *gone, mfa]
-
-
-def _live(link: PhoneLinked) -> PhoneLinked:
-    return link._replace(source="live")
 
 
 def _finish(

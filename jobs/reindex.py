@@ -16,11 +16,19 @@ from jobs.alerts import Alerts
 from jobs.auth0 import Auth0Client, Auth0Error, DownloadExpired, ExportJob
 from jobs.enrich import enrich as read_mfa_numbers
 from jobs.exports import EXPORT_FIELDS, ImportResult, import_export
-from jobs.runs import AlreadyRunning, RunHandle, RunNotQueued, Runs, ShuttingDown
+from jobs.runs import (
+    IMPORT_PREFIX,
+    AlreadyRunning,
+    Busy,
+    RunHandle,
+    RunNotQueued,
+    Runs,
+    ShuttingDown,
+)
 from jobs.sync import LogPosition, hand_off, note_log_position
 from phoneindex.errors import WhoisError
 from phoneindex.settings import Settings
-from phoneindex.store import Store, utcnow
+from phoneindex.store import Store, iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +74,19 @@ class Enricher(Protocol):
 
 
 class _Beat:
-    """Calls run.heartbeat() at most every HEARTBEAT_EVERY (progress callbacks come often)."""
+    """Calls run.heartbeat() at most every HEARTBEAT_EVERY (progress callbacks come often).
 
-    def __init__(self, run: RunHandle, clock: Callable[[], datetime]) -> None:
-        self.run, self.clock = run, clock
-        self.last: datetime | None = None
+    Paced on the monotonic clock: the lease it keeps lives in real (database) time.
+    """
+
+    def __init__(self, run: RunHandle) -> None:
+        self.run = run
+        self.every = min(HEARTBEAT_EVERY, run.runs.lease_ttl / 4).total_seconds()
+        self.last: float | None = None
 
     def __call__(self) -> None:
-        now = self.clock()
-        if self.last is None or now - self.last >= HEARTBEAT_EVERY:
+        now = time.monotonic()
+        if self.last is None or now - self.last >= self.every:
             self.run.heartbeat()
             self.last = now
 
@@ -95,8 +107,9 @@ def reindex(
 ) -> ImportResult:
     """Export every user from Auth0 and replace the index's export part with them, atomically."""
     report = progress or _silent
-    # Anything another source observes after this moment survives the import's sweep.
-    observed_at = clock()
+    # Anything another source observes after this moment survives the import's sweep; the
+    # index's freshness is this moment too, not the end of the import.
+    observed_at = run.observed_at = clock()
     # Where the log stands before the job exists: the first log pull after the import starts
     # there, so nothing between the export's snapshot and that pull is lost.
     position = _log_position(store, client, clock)
@@ -108,17 +121,16 @@ def reindex(
     job = _wait_for(client, run, job, report, poll_interval, max_wait, sleep, clock)
     with tempfile.TemporaryDirectory(prefix="mfa-whois-", dir=workdir) as tmp:
         path = Path(tmp) / f"{job.id}.json.gz"
-        size = _download(client, run, job, path, report, clock)
+        size = _download(client, run, job, path, report)
         run.counts["download_bytes"] = size
         run.heartbeat()  # a full lease term for the import
-        beat = _Beat(run, clock) if store.engine.dialect.name != "sqlite" else None
+        beat = _Beat(run)
 
         def on_import(done: int, total: int) -> None:
-            # SQLite: the import holds the database's write lock, so a heartbeat would wait
-            # on itself; no other process can take the lease meanwhile either.
-            if beat is not None:
-                beat()
+            # SQLite: the import's own transaction carries the heartbeat (see Runs.renew), so
+            # the lease is fresh the moment the import commits, however long it took.
             report("import", done, total)
+            beat()
 
         result = import_export(
             store, path, default_region=default_region, observed_at=observed_at, progress=on_import
@@ -140,6 +152,38 @@ def _log_position(
         # The export is still worth having; the log pull then starts as it would without one.
         log.warning("could not read the newest Auth0 log before the export (%s): no hand-off", exc)
         return None
+
+
+def import_file(
+    store: Store,
+    runs: Runs,
+    path: str | Path,
+    *,
+    observed_at: datetime,
+    default_region: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
+    """`mfa-whois import FILE`: a full sync from a file, under the writer lease kept alive.
+
+    The lease is renewed as the import goes (PostgreSQL: another process would otherwise take
+    it over after its term and write at the same time; SQLite: see Runs.renew).
+    """
+    name = Path(path).name
+    with runs.exclusive("full", f"{IMPORT_PREFIX}{name}") as run:
+        beat = _Beat(run)
+
+        def on_import(done: int, total: int) -> None:
+            beat()
+            if progress is not None:
+                progress(done, total)
+
+        result = import_export(
+            store, path, default_region=default_region, observed_at=observed_at,
+            progress=on_import,
+        )  # fmt: skip
+        run.counts = result.counts() | {"as_of": iso(observed_at)}
+        run.observed_at = observed_at  # the index is as fresh as the export, not as now
+    return result
 
 
 def _wait_for(
@@ -176,10 +220,9 @@ def _download(
     job: ExportJob,
     dest: Path,
     report: Progress,
-    clock: Callable[[], datetime],
 ) -> int:
     """Stream the export file to `dest`, asking for a fresh signed link when one expires."""
-    beat = _Beat(run, clock)
+    beat = _Beat(run)
 
     def on_bytes(written: int) -> None:
         beat()
@@ -309,8 +352,8 @@ def alerting(
     outcome = Outcome()
     try:
         yield outcome
-    except (AlreadyRunning, RunNotQueued, ShuttingDown):
-        raise
+    except (AlreadyRunning, Busy, RunNotQueued, ShuttingDown):
+        raise  # not started, or stopped: not an incident
     except Exception as exc:
         text = _failure_text(exc, outcome.run_id, requested_by)
         alerts.open(key, f"{what} failed", text + (" The index is unchanged." if unchanged else ""))

@@ -13,8 +13,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -24,6 +24,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 from jobs.alerts import Alerts, Notifier
 from jobs.auth0 import Auth0Client
@@ -38,9 +39,9 @@ from jobs.reindex import (
     alerting,
     full_sync,
 )
-from jobs.runs import AlreadyRunning, RunNotQueued, Runs, ShuttingDown
+from jobs.runs import AlreadyRunning, Busy, Queued, RunNotQueued, Runs, ShuttingDown
 from jobs.sync import SyncResult, sync_logs
-from phoneindex.db import open_database
+from phoneindex.db import is_busy, open_database
 from phoneindex.errors import ConfigError, WhoisError
 from phoneindex.settings import Settings
 from phoneindex.store import Store
@@ -60,6 +61,13 @@ ENRICH_SLICE = timedelta(minutes=5)
 STALE_EVERY = timedelta(minutes=15)
 QUEUE_EVERY = timedelta(seconds=5)
 FULL_SYNC_GRACE = timedelta(hours=1)  # a late cron run still runs (APScheduler's default: 1 s)
+# Between two enrichment slices outside the scheduler (CLI), the lease stays free this long so
+# a waiting writer gets its turn; a scheduled log sync waits up to LOG_TURN_WAIT for a slice
+# to end (polling every TURN_POLL seconds) instead of skipping its pull.
+SLICE_PAUSE = timedelta(seconds=2)
+LOG_TURN_WAIT = timedelta(seconds=45)
+TURN_POLL = 0.5
+FIRST_SYNC = "scheduler (first sync)"
 LOGS_ALERT = "sync.incremental"
 STALE_ALERT = "index.stale"
 _CRON_VARIABLE = "MFA_WHOIS_FULL_SYNC_CRON"
@@ -78,8 +86,13 @@ class Deps:
     enricher: Enricher | None = None  # None: jobs.enrich.enrich (tests pass a stand-in)
     export_poll_seconds: float = 2.0
     enrich_slice: timedelta = ENRICH_SLICE
+    slice_pause: timedelta = SLICE_PAUSE
+    turn_poll: float = TURN_POLL
     # Called with the run document after each full sync the scheduler ran (Slack reports it).
     on_full_sync_end: Callable[[dict[str, Any]], None] | None = None
+    # This process's latest refusal of an actor, audit row written or not (the lookup surfaces
+    # set it when they run in the scheduler's process): see jobs.limits.close_finished.
+    recent_refusal: Callable[[str], datetime | None] | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
     _client: Auth0Client | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -113,6 +126,11 @@ class Deps:
         """Whether the process is stopping."""
         return self.stopping.is_set()
 
+    def log_turn_wait(self) -> timedelta:
+        """How long a scheduled log sync waits for an enrichment slice to give the lease back."""
+        poll = timedelta(seconds=self.settings.log_poll_seconds)
+        return min(LOG_TURN_WAIT, poll * 0.75)
+
     def close(self) -> None:
         """Close the shared client."""
         with self._lock:
@@ -125,9 +143,35 @@ class Deps:
 
 
 def full_sync_job(deps: Deps) -> None:
-    """Cron: a full sync; a queued one is started instead, so its requester hears back."""
+    """Cron: queue a full sync (one at a time) and start it now, or once the lease is free.
+
+    A run already queued (e.g. by /reindex) is the one started, so its requester hears back.
+    """
     with _guard(deps, JOB_FULL, FULL_ALERT, "Full sync"):
-        _run_full(deps, deps.runs.next_queued("full"))
+        queued = deps.runs.queue("full", SCHEDULER)
+        if queued.run["status"] != "queued":
+            log.info("%s: a full sync is already running (run %s)", JOB_FULL, queued.id)
+            return
+        try:
+            _run_full(deps, queued.run)
+        except AlreadyRunning as exc:  # the queued-runs job starts it when the lease frees
+            log.info(
+                "%s: queued as run %s, to start when the lease frees: %s", JOB_FULL, queued.id, exc
+            )
+
+
+def queue_first_full_sync(deps: Deps) -> Queued | None:
+    """A fresh install (no full sync from Auth0 ever succeeded): queue one to start at once."""
+    try:
+        if deps.runs.ever_synced_from_auth0():
+            return None
+        queued = deps.runs.queue("full", FIRST_SYNC)
+    except (WhoisError, SQLAlchemyError) as exc:
+        log.warning("could not queue the first full sync: %s", exc)
+        return None
+    if queued.created:
+        log.info("no full sync from Auth0 yet: run %s queued to start now", queued.id)
+    return queued
 
 
 def queued_runs_job(deps: Deps) -> None:
@@ -192,9 +236,21 @@ def _report_end(deps: Deps, run_id: int | None) -> None:
 
 
 def log_sync_job(deps: Deps) -> None:
-    """One incremental pass over Auth0 logs; an expired checkpoint queues a full sync."""
+    """One incremental pass over Auth0 logs; an expired checkpoint queues a full sync.
+
+    While an enrichment slice holds the lease, it waits a while for the slice to end.
+    """
     with _guard(deps, JOB_LOGS, LOGS_ALERT, "Log sync"):
-        incremental_sync(deps, SCHEDULER)
+        deadline = time.monotonic() + deps.log_turn_wait().total_seconds()
+        while True:
+            try:
+                incremental_sync(deps, SCHEDULER)
+                return
+            except AlreadyRunning as exc:
+                holder = exc.run["kind"] if exc.run else None
+                if holder != "enrich" or time.monotonic() >= deadline:
+                    raise
+            deps.sleep(deps.turn_poll)
 
 
 def incremental_sync(deps: Deps, requested_by: str) -> SyncResult:
@@ -245,6 +301,7 @@ def enrich_now(
                 alerts=deps.alerts,
                 progress=progress,
                 should_stop=should_stop,
+                default_region=deps.settings.default_region,
             )
             run.counts.update(result.counts())
         outcome.summary = result.summary()
@@ -252,11 +309,67 @@ def enrich_now(
 
 
 def enrich_job(deps: Deps) -> None:
-    """Read MFA numbers that are due (queued re-fetches first), one time slice at a time."""
+    """Read MFA numbers that are due (queued re-fetches first), one time slice at a time.
+
+    A queued full sync goes ahead of the next slice.
+    """
     with _guard(deps, JOB_ENRICH, ENRICH_ALERT, "MFA enrichment"):
+        queued = deps.runs.next_queued("full")
+        if queued is not None:
+            log.info("%s: waiting for queued full sync run %s", JOB_ENRICH, queued["id"])
+            return
         if not deps.store.enrich_candidates(limit=1):
             return  # nothing due: no lease, no run record
         enrich_now(deps, SCHEDULER, budget=deps.enrich_slice)
+
+
+def enrich_in_slices(
+    deps: Deps,
+    requested_by: str,
+    *,
+    everything: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[EnrichResult, int]:
+    """Enrichment in the scheduler's slices, the lease given back between them.
+
+    Another writer (a log sync) takes its turn between two slices; while one holds the lease,
+    this waits. Returns the combined result and how many slices (enrich runs) it took.
+    """
+    results: list[EnrichResult] = []
+    waiting_for: str | None = None
+    while True:
+        before = sum(r.accounts + r.missing for r in results)
+        report = _offset(progress, before) if progress is not None else None
+        try:
+            result = enrich_now(
+                deps, requested_by, everything=everything, progress=report, budget=deps.enrich_slice
+            )
+        except AlreadyRunning as exc:
+            if str(exc) != waiting_for:  # once per writer waited for, not every poll
+                waiting_for = str(exc)
+                log.info("MFA enrichment waits for its turn: %s", exc)
+            deps.sleep(deps.turn_poll)
+            continue
+        waiting_for = None
+        results.append(result)
+        if result.complete:
+            return _combined(results), len(results)
+        deps.sleep(deps.slice_pause.total_seconds())  # the lease is free: another's turn
+
+
+def _offset(progress: Callable[[int, int], None], before: int) -> Callable[[int, int], None]:
+    """A slice's progress as progress of the whole walk."""
+    return lambda done, total: progress(before + done, before + total)
+
+
+def _combined(results: list[EnrichResult]) -> EnrichResult:
+    """Several slices' results as one."""
+    merged = EnrichResult()
+    for f in fields(EnrichResult):
+        if f.name != "complete":
+            setattr(merged, f.name, sum(getattr(r, f.name) for r in results))
+    merged.complete = bool(results) and results[-1].complete
+    return merged
 
 
 def stale_check_job(deps: Deps) -> None:
@@ -285,9 +398,14 @@ def _guard(deps: Deps, job_id: str, key: str, what: str) -> Iterator[None]:
         yield
     except AlreadyRunning as exc:
         log.info("%s skipped: %s", job_id, exc)
+    except Busy:
+        log.info("%s skipped: busy (another writer holds the database)", job_id)
     except (RunNotQueued, ShuttingDown) as exc:
         log.info("%s: %s", job_id, exc)
     except Exception as exc:
+        if is_busy(exc):  # not an incident: the database is busy with a long write
+            log.info("%s skipped: busy (another writer holds the database)", job_id)
+            return
         if isinstance(exc, WhoisError):
             log.warning("%s failed: %s", job_id, exc)
             reason = str(exc)
@@ -391,6 +509,7 @@ def run_clock(settings: Settings, deps: Deps) -> None:
     """Run the scheduler until SIGTERM/SIGINT (or deps.stopping is set); stop cleanly."""
     scheduler = build_scheduler(settings, deps, blocking=False)
     restore = _stop_on_signals(deps.stopping)
+    queue_first_full_sync(deps)
     scheduler.start()
     jobs = ", ".join(job.id for job in scheduler.get_jobs())
     log.info("scheduler started (%s); full sync on %r UTC", jobs, settings.full_sync_cron)

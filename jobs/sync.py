@@ -64,6 +64,7 @@ class SyncResult:
     bad: int = 0
     withheld_numbers: int = 0
     enrollments_removed: int = 0
+    unknown_enrollments: int = 0  # enrollment deletes whose owner the index does not know
     unmapped_types: dict[str, int] = field(default_factory=dict)
     checkpoint: str | None = None
     first_run: bool = False
@@ -81,6 +82,8 @@ class SyncResult:
             "enrollments_removed": self.enrollments_removed,
             "unmapped_types": dict(self.unmapped_types),
         }
+        if self.unknown_enrollments:
+            counts["unknown_enrollments"] = self.unknown_enrollments
         if self.first_run:
             counts["first_run"] = True
         if self.needs_full_sync:
@@ -96,6 +99,12 @@ class SyncResult:
         return (
             f"read {self.events:,} log events in {self.pages:,} pages, "
             f"applied {self.changes:,} changes"
+            + (
+                f"; {self.unknown_enrollments:,} enrollment deletes of an unknown owner "
+                "(applied at the owner's next MFA read)"
+                if self.unknown_enrollments
+                else ""
+            )
             + (f"; {self.bad:,} malformed events skipped" if self.bad else "")
             + (f"; not mapped: {self.unmapped_line()}" if self.unmapped_types else "")
         )
@@ -189,7 +198,8 @@ def _apply_page(
     """Apply one page, then store its checkpoint (in that order: at-least-once)."""
     mapped = events_changes(page.events, default_region=default_region)
     if mapped.changes:
-        store.apply(mapped.changes)
+        stats = store.apply(mapped.changes)
+        result.unknown_enrollments += stats.unknown_enrollments
     last = page.events[-1]
     checkpoint = page.next_from or _text(last.get("log_id")) or result.checkpoint
     _save_checkpoint(store, checkpoint, event_date(last) or clock())

@@ -149,6 +149,11 @@ class AuditTrail:
             return False
         return self.audit.last_refusal(conn, actor, since) is None
 
+    def recent_refusal(self, actor: str) -> datetime | None:
+        """When this trail last refused `actor`, written to the database yet or not."""
+        with self._lock:
+            return self._refused_at.get(actor)
+
     def _forget_old_refusals(self, now: datetime) -> None:
         if len(self._refused_at) > 1000:
             self._refused_at = {a: t for a, t in self._refused_at.items() if t > now - WINDOW}

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 from phoneindex import models  # noqa: F401  (registers the tables)
@@ -23,13 +25,23 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # tests/phoneindex/test_db.py checks it against the migrations folder.
 SCHEMA_REVISION = "0002"
 SQLITE_BUSY_MS = 30_000
+# PostgreSQL connections per process. One pool serves everything a process does: under
+# `serve`, lookups (each a few milliseconds on one connection: 50 lookups/s keep one or two
+# busy, bursts a few more), the audit writer, and the in-process scheduler (at most 5 jobs at
+# once, one connection each at a time). 10 stay open; bursts open up to 10 more, closed again
+# when returned. A request that cannot get one within POOL_TIMEOUT_S fails (503) instead of
+# hanging past Slack's 3 seconds. Size PostgreSQL's max_connections for 20 per process.
+PG_POOL_SIZE = 10
+PG_MAX_OVERFLOW = 10
+PG_POOL_TIMEOUT_S = 5.0
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_MS, **kwargs: Any) -> Engine:
     """An engine for `url`, with SQLite tuned for one writer and many concurrent readers.
 
     Statement parameters (phone numbers, emails) never appear in SQLAlchemy's error messages
     or logs: a traceback of a failed write must not carry a number into a log line.
+    `busy_timeout_ms` is how long a SQLite writer waits for another's write lock.
     """
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("postgres://"):
@@ -39,22 +51,32 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_MS / 1000},
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
             **kwargs,
         )
-        _tune_sqlite(engine)
-        return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+        _tune_sqlite(engine, busy_timeout_ms)
+    else:
+        kwargs.setdefault("pool_size", PG_POOL_SIZE)
+        kwargs.setdefault("max_overflow", PG_MAX_OVERFLOW)
+        kwargs.setdefault("pool_timeout", PG_POOL_TIMEOUT_S)
+        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    log.info("database: %s", safe_url(engine))
+    return engine
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def safe_url(engine: Engine) -> str:
+    """The engine's URL for logs and messages: the password is never shown."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
         cur.close()
@@ -65,11 +87,64 @@ def _tune_sqlite(engine: Engine) -> None:
         # write can fail at once with "database is locked" instead of waiting its turn.
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode == "IMMEDIATE":
+            _writers().setdefault(engine, conn)
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(conn: Connection) -> None:
+        writers = _writers()
+        if writers.get(engine) is conn:
+            del writers[engine]
+
+
+_local = threading.local()
+
+
+def _writers() -> dict[Engine, Connection]:
+    """This thread's SQLite connections in a write transaction, per engine."""
+    found: dict[Engine, Connection] | None = getattr(_local, "writers", None)
+    if found is None:
+        found = _local.writers = {}
+    return found
+
+
+def held_writer(engine: Engine) -> Connection | None:
+    """SQLite: this thread's connection holding the write lock (e.g. an import), if any.
+
+    A small write made by the same thread during that transaction (a lease heartbeat) must go
+    through it: another connection would wait on this thread's own lock.
+    """
+    conn = _writers().get(engine)
+    if conn is not None and (conn.closed or not conn.in_transaction()):
+        del _writers()[engine]  # ended without a commit/rollback event (closed, invalidated)
+        return None
+    return conn
 
 
 def writer(conn: Connection) -> Connection:
     """Mark a connection as a writer (SQLite: BEGIN IMMEDIATE); call before its first statement."""
     return conn.execution_options(sqlite_begin="IMMEDIATE")
+
+
+def db_now(conn: Connection) -> datetime:
+    """The database server's clock (aware UTC): one clock for every process sharing it."""
+    if conn.dialect.name == "postgresql":
+        value = conn.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+    text = conn.exec_driver_sql("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')").scalar_one()
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether `exc` says another writer holds the database (SQLite's lock, a PG lock timeout)."""
+    if not isinstance(exc, OperationalError):
+        return False
+    orig = exc.orig
+    if isinstance(orig, sqlite3.OperationalError):
+        text = str(orig).lower()
+        return "locked" in text or "busy" in text
+    return getattr(orig, "sqlstate", None) == "55P03"  # lock_not_available
 
 
 def init_schema(engine: Engine) -> None:
@@ -107,15 +182,17 @@ def _revision(engine: Engine) -> str | None:
 def _alembic_config(engine: Engine) -> Any:
     from alembic.config import Config
 
+    # No URL in the config: migrations run on the connection handed over in
+    # `cfg.attributes["connection"]`. (A URL there goes through ConfigParser interpolation,
+    # where a percent-encoded password such as `p%40ss` is a syntax error.)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     return cfg
 
 
-def open_database(url: str, **kwargs: Any) -> Engine:
+def open_database(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_MS, **kwargs: Any) -> Engine:
     """The engine for `url` with its schema ready; one-line DatabaseError if that fails."""
-    engine = make_engine(url, **kwargs)
+    engine = make_engine(url, busy_timeout_ms=busy_timeout_ms, **kwargs)
     try:
         init_schema(engine)
     except SQLAlchemyError as exc:

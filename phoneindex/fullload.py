@@ -1,15 +1,15 @@
 """A full replace of the export-sourced index: stage, merge into fresh tables, swap.
 
 An export lists every account, so rewriting the live tables row by row (an upsert per account,
-then a sweep) touches every page of both b-trees in random order. Instead the export is loaded
-into staging tables (SQLite: TEMP tables, outside the write lock; PostgreSQL: temporary tables
+then a sweep) touches every page of both b-trees in random order. Instead, in one transaction,
+the export is loaded into staging tables (SQLite: TEMP tables; PostgreSQL: temporary tables
 filled with `COPY`), merged with the current index into fresh tables by two `INSERT ... SELECT`
-per table (indexes built after), and the fresh tables replace the old ones in the same
-transaction. The merge applies exactly the rules of `Store.apply` plus the sweep: last writer wins
-by observed time, accounts not in the export and not seen since the snapshot disappear, their
-passwordless/profile numbers too, MFA numbers and enrichment bookkeeping of remaining accounts
-stay. Readers keep answering from the old tables until the commit (SQLite WAL, PostgreSQL MVCC);
-any error rolls everything back.
+per table (indexes built after), and the fresh tables replace the old ones. The merge applies
+exactly the rules of `Store.apply` plus the sweep: last writer wins by observed time, accounts
+not in the export and not seen since the snapshot disappear, their passwordless/profile numbers
+too, MFA numbers and enrichment bookkeeping of remaining accounts stay. Readers keep answering
+from the old tables until the commit (SQLite WAL, PostgreSQL MVCC; PostgreSQL writers wait only
+during the merge); any error rolls everything back.
 """
 
 from __future__ import annotations
@@ -190,6 +190,8 @@ class FullLoad:
             if not self.pg:
                 for sql in _STAGE_KEYS:
                     self.conn.exec_driver_sql(sql)
+            if on_batch is not None:
+                on_batch()  # the last batch too, before the merge (a heartbeat, progress)
         finally:
             if collecting:
                 gc.enable()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, null, or_, select, true, update
+from sqlalchemy import and_, bindparam, case, delete, func, not_, null, or_, select, true, update
 from sqlalchemy.engine import Connection, Engine
 
 from phoneindex.bulk import BulkStatement, Row, timestamp_converter
@@ -22,9 +22,11 @@ from phoneindex.changes import (
     AccountDeleted,
     AccountSeen,
     Change,
+    EnrollmentRemoved,
     MfaPhonesReplaced,
     PhoneLinked,
     PhoneUnlinked,
+    ProfilePhonesReplaced,
     RefetchRequested,
     mfa_key,
 )
@@ -37,8 +39,11 @@ L = link_table.c
 
 LAST_UPDATE = "index.last_update"
 LAST_FULL_SYNC = "index.last_full_sync"
+# When the export last imported was taken: older passwordless/profile facts are superseded.
+EXPORT_SNAPSHOT = "index.export_snapshot"
 FRESHNESS_TTL = 1.0  # seconds
 KIND_ORDER = {"mfa": 0, "passwordless": 1, "profile": 2}
+PROFILE_KINDS = ("passwordless", "profile")
 _PROFILE = ("email", "name", "connection", "blocked", "created_at", "last_login", "logins_count")
 _PROFILE_COLUMNS = (
     *_PROFILE, "multifactor", "multifactor_last_modified", "mfa_key", "observed_at",
@@ -68,11 +73,16 @@ def iso(value: datetime | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class EnrichTarget:
-    """An account whose MFA numbers should be read; `mfa_key` is what the read will answer."""
+    """An account to read; `mfa_key` is what an MFA read will answer.
+
+    `has_mfa`: the index has, or had, MFA for the account (its `multifactor`, an earlier MFA
+    read, or an MFA link from another source), so a re-read must read its MFA numbers too.
+    """
 
     user_id: str
     mfa_key: str
     refetch_requested_at: datetime | None
+    has_mfa: bool = False
 
 
 @dataclass
@@ -88,6 +98,9 @@ class ApplyStats:
     refetches: int = 0
     accounts_removed: int = 0
     links_removed: int = 0
+    profile_reads: int = 0  # user objects read whole (live checks, re-reads)
+    unknown_enrollments: int = 0  # enrollment deletes whose owner the index does not know
+    superseded: int = 0  # changes older than the last export, about what it replaced
 
     def as_dict(self) -> dict[str, Any]:
         """Counts for run records and summaries."""
@@ -132,7 +145,7 @@ class Store:
         for batch in _batched(changes, batch_size):
             with self.engine.connect() as conn:
                 with writer(conn).begin():
-                    self._apply_batch(conn, batch, stats)
+                    self._apply_batch(conn, self._current(conn, batch, stats), stats)
                     self._touch(conn)
         return stats
 
@@ -160,14 +173,12 @@ class Store:
                     on_batch(stats)
 
             try:
-                with conn.begin():  # SQLite: TEMP tables, no write lock; PostgreSQL: everything
+                # One writer transaction: on SQLite it holds the write lock from the start, so
+                # the lease heartbeats of a long import go through it (db.held_writer).
+                with writer(conn).begin():
                     load.create_stage()
                     load.feed(changes, progress)
-                    if load.pg:
-                        counts = self._swap(conn, load, snapshot_at)
-                if not load.pg:
-                    with writer(conn).begin():
-                        counts = self._swap(conn, load, snapshot_at)
+                    counts = self._swap(conn, load, snapshot_at)
             finally:
                 if not load.pg:
                     with conn.begin():
@@ -181,15 +192,42 @@ class Store:
 
     def _swap(self, conn: Connection, load: FullLoad, snapshot_at: datetime) -> LoadCounts:
         counts = load.swap(snapshot_at, self.clock())
+        self._set_checkpoint(conn, EXPORT_SNAPSHOT, snapshot_at.astimezone(UTC).isoformat())
         self._touch(conn)
         return counts
+
+    def _current(self, conn: Connection, batch: list[Change], stats: ApplyStats) -> list[Change]:
+        """Drop what the last export import superseded: the sweep left no tombstone to stop it.
+
+        An export taken at S is the whole truth about accounts and passwordless/profile numbers
+        at S. A late event observed before S about those numbers, or about an account the
+        import removed, would bring back what the export said is gone.
+        """
+        raw = conn.execute(
+            select(checkpoint_table.c.value).where(checkpoint_table.c.name == EXPORT_SNAPSHOT)
+        ).scalar_one_or_none()
+        if raw is None:
+            return batch
+        snapshot = datetime.fromisoformat(raw)
+        older = [c for c in batch if _is_older(c, snapshot)]
+        if not older:
+            return batch
+        users = {c.user_id for c in older if not isinstance(c, EnrollmentRemoved)}
+        known = set(
+            conn.execute(select(A.user_id).where(A.user_id.in_(users))).scalars()
+        )  # fmt: skip
+        dropped = {id(c) for c in older if _superseded(c, known)}
+        stats.superseded += len(dropped)
+        return [c for c in batch if id(c) not in dropped] if dropped else batch
 
     def _apply_batch(self, conn: Connection, batch: list[Change], stats: ApplyStats) -> None:
         seen: dict[str, AccountSeen] = {}
         deleted: dict[str, AccountDeleted] = {}
         links: dict[tuple[str, str, str], PhoneLinked | PhoneUnlinked] = {}
         reads: dict[str, MfaPhonesReplaced] = {}
+        profiles: dict[str, ProfilePhonesReplaced] = {}
         refetch: dict[str, RefetchRequested] = {}
+        enrollments: list[EnrollmentRemoved] = []
         for change in batch:
             if isinstance(change, PhoneLinked | PhoneUnlinked):
                 _keep_latest(links, (change.user_id, change.phone, change.kind), change)
@@ -197,22 +235,32 @@ class Store:
                 _keep_latest(seen, change.user_id, change)
             elif isinstance(change, MfaPhonesReplaced):
                 _keep_latest(reads, change.user_id, change)
+            elif isinstance(change, ProfilePhonesReplaced):
+                _keep_latest(profiles, change.user_id, change)
             elif isinstance(change, AccountDeleted):
                 _keep_latest(deleted, change.user_id, change)
             elif isinstance(change, RefetchRequested):
                 _keep_latest(refetch, change.user_id, change, earliest=True)
+            elif isinstance(change, EnrollmentRemoved):
+                enrollments.append(change)
         now = self.clock()
         if seen:
             self._upsert_accounts(conn, seen.values(), now, stats)
-        self._mention(conn, seen, [*links.values(), *reads.values(), *refetch.values()], now)
+        mentions = [*links.values(), *reads.values(), *profiles.values(), *refetch.values()]
+        self._mention(conn, seen, mentions, now)
         if deleted:
             self._delete_accounts(conn, deleted.values(), now, stats)
         if links:
             self._upsert_links(conn, links.values(), now, stats)
+        for profile in profiles.values():
+            self._replace_profile(conn, profile, now, stats)
         for read in reads.values():
             self._replace_mfa(conn, read, now, stats)
+        for owner in self._enrollment_owners(conn, enrollments, stats):
+            _keep_latest(refetch, owner.user_id, owner, earliest=True)
         if refetch:
             self._request_refetch(conn, refetch.values(), stats)
+        self._answer_refetch(conn, {*seen, *reads, *profiles}, now)
 
     def _upsert_accounts(
         self, conn: Connection, seen: Iterable[AccountSeen], now: datetime, stats: ApplyStats
@@ -237,7 +285,13 @@ class Store:
         self,
         conn: Connection,
         seen: dict[str, AccountSeen],
-        changes: list[PhoneLinked | PhoneUnlinked | MfaPhonesReplaced | RefetchRequested],
+        changes: list[
+            PhoneLinked
+            | PhoneUnlinked
+            | MfaPhonesReplaced
+            | ProfilePhonesReplaced
+            | RefetchRequested
+        ],
         now: datetime,
     ) -> None:
         """Make sure every account a change mentions exists, and record that it was seen."""
@@ -340,7 +394,6 @@ class Store:
         stats.unlinks += dropped or 0
         stats.mfa_reads += 1
         stats.masked += read.masked
-        pending = A.refetch_requested_at
         conn.execute(
             update(account_table)
             .where(A.user_id == read.user_id)
@@ -348,10 +401,51 @@ class Store:
                 mfa_fetched_key=func.coalesce(read.fetched_key, A.mfa_fetched_key),
                 mfa_fetched_at=read.observed_at,
                 mfa_masked=read.masked,
-                refetch_requested_at=case((pending <= read.observed_at, None), else_=pending),
                 updated_at=now,
             )
         )
+
+    def _replace_profile(
+        self, conn: Connection, read: ProfilePhonesReplaced, now: datetime, stats: ApplyStats
+    ) -> None:
+        """A user object's passwordless/profile numbers: the rest of the account's are unlinked."""
+        keep = {(p.phone, p.kind) for p in read.phones}
+        rows = conn.execute(
+            select(L.phone, L.kind).where(
+                L.user_id == read.user_id,
+                L.kind.in_(PROFILE_KINDS),
+                L.active == true(),
+                L.observed_at <= read.observed_at,
+            )
+        ).all()
+        gone: list[PhoneLinked | PhoneUnlinked] = [
+            PhoneUnlinked(read.user_id, phone, kind, read.source, read.observed_at)
+            for phone, kind in rows
+            if (phone, kind) not in keep
+        ]
+        links: list[PhoneLinked | PhoneUnlinked] = [
+            PhoneLinked(read.user_id, p.phone, p.kind, read.source, read.observed_at, None,
+                        p.confirmed, p.identity)
+            for p in read.phones
+        ]  # fmt: skip
+        self._upsert_links(conn, [*gone, *links], now, stats)
+        stats.profile_reads += 1
+
+    def _enrollment_owners(
+        self, conn: Connection, removed: list[EnrollmentRemoved], stats: ApplyStats
+    ) -> list[RefetchRequested]:
+        """Re-read requests for the owners of deleted enrollments; unknown ones are counted."""
+        if not removed:
+            return []
+        wanted = {authenticator_id(r.enrollment_id): r for r in removed}
+        found = conn.execute(
+            select(L.authenticator_id, L.user_id)
+            .where(L.authenticator_id.in_(list(wanted)))
+            .distinct()
+        ).all()
+        owned = {aid for aid, _ in found}
+        stats.unknown_enrollments += sum(1 for aid in wanted if aid not in owned)
+        return [RefetchRequested(user, wanted[aid].observed_at) for aid, user in found]
 
     def _request_refetch(
         self, conn: Connection, changes: Iterable[RefetchRequested], stats: ApplyStats
@@ -362,13 +456,24 @@ class Store:
             .where(
                 A.user_id == _bind("user_id"),
                 or_(A.refetch_requested_at.is_(None), A.refetch_requested_at > at),
-                or_(A.mfa_fetched_at.is_(None), A.mfa_fetched_at < at),
+                not_(_read_since(at)),  # a re-read after the request already answered it
             )
             .values(refetch_requested_at=at)
         )
         rows = [{"b_user_id": c.user_id, "b_observed_at": c.observed_at} for c in changes]
         stats.refetches += len(rows)
         conn.execute(stmt, rows)
+
+    def _answer_refetch(self, conn: Connection, user_ids: set[str], now: datetime) -> None:
+        """Clear queued re-reads that the reads applied so far answer (profile and MFA)."""
+        if not user_ids:
+            return
+        pending = A.refetch_requested_at
+        conn.execute(
+            update(account_table)
+            .where(A.user_id.in_(user_ids), pending.is_not(None), _read_since(pending))
+            .values(refetch_requested_at=None, updated_at=now)
+        )
 
     def _touch(self, conn: Connection) -> None:
         self._set_checkpoint(conn, LAST_UPDATE, iso(self.clock()))
@@ -524,7 +629,7 @@ class Store:
         account that has or had MFA.
         """
         stmt = (
-            select(A.user_id, A.mfa_key, A.refetch_requested_at)
+            select(*_TARGET)
             .where(*_enrich_filter(after, everything))
             .order_by(A.user_id)
             .limit(limit)
@@ -532,9 +637,9 @@ class Store:
         return self._targets(stmt)
 
     def refetch_queue(self, limit: int = 100) -> list[EnrichTarget]:
-        """Accounts with a queued re-fetch of their MFA numbers, oldest request first."""
+        """Accounts with a queued re-read, oldest request first."""
         stmt = (
-            select(A.user_id, A.mfa_key, A.refetch_requested_at)
+            select(*_TARGET)
             .where(A.deleted_at.is_(None), A.refetch_requested_at.is_not(None))
             .order_by(A.refetch_requested_at, A.user_id)
             .limit(limit)
@@ -549,7 +654,7 @@ class Store:
 
     def _targets(self, stmt: Any) -> list[EnrichTarget]:
         with self.engine.connect() as conn:
-            return [EnrichTarget(*row) for row in conn.execute(stmt)]
+            return [EnrichTarget(u, k, at, bool(mfa)) for u, k, at, mfa in conn.execute(stmt)]
 
     def account(self, user_id: str) -> dict[str, Any] | None:
         """One live account's profile fields (as in the lookup document), without phones."""
@@ -595,9 +700,48 @@ class Store:
         )
 
 
+_TARGET = (
+    A.user_id,
+    A.mfa_key,
+    A.refetch_requested_at,
+    or_(
+        A.mfa_key != "",
+        func.coalesce(A.mfa_fetched_key, "") != "",
+        select(L.phone).where(L.user_id == A.user_id, L.kind == "mfa", L.active == true()).exists(),
+    ).label("has_mfa"),
+)
+
+
 def _bind(name: str) -> Any:
     """A named parameter for executemany statements (prefixed to avoid column-name clashes)."""
     return bindparam(f"b_{name}")
+
+
+def authenticator_id(enrollment_id: str) -> str:
+    """`dev_x`, `phone|dev_x` or `sms|dev_x` -> the phone authenticator id `phone|dev_x`."""
+    return "phone|" + enrollment_id.rpartition("|")[2]
+
+
+def _read_since(at: Any) -> Any:
+    """The account was read whole at or after `at`: its profile, and its MFA numbers if any."""
+    no_mfa = and_(A.mfa_key == "", func.coalesce(A.mfa_fetched_key, "") == "")
+    mfa_read = and_(A.mfa_fetched_at.is_not(None), A.mfa_fetched_at >= at)
+    return and_(A.observed_at >= at, or_(mfa_read, no_mfa))
+
+
+def _is_older(change: Change, snapshot: datetime) -> bool:
+    return not isinstance(change, AccountDeleted | EnrollmentRemoved) and (
+        change.observed_at < snapshot
+    )
+
+
+def _superseded(change: Change, known: set[str]) -> bool:
+    """An older change the last export import replaced (see Store._current)."""
+    if isinstance(change, ProfilePhonesReplaced):
+        return True
+    if isinstance(change, PhoneLinked | PhoneUnlinked) and change.kind in PROFILE_KINDS:
+        return True
+    return getattr(change, "user_id", None) not in known
 
 
 def _keep_latest(into: dict[Any, Any], key: Any, change: Any, *, earliest: bool = False) -> None:

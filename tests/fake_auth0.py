@@ -78,6 +78,11 @@ CHECKPOINT_EXPIRED_BODY: dict[str, Any] = {
     "errorCode": "invalid_query_string",
 }
 
+# What a linked identity's `profileData` keeps of the secondary user's profile.
+_PROFILE_DATA = {
+    "email", "email_verified", "name", "phone_number", "phone_verified", "given_name",
+    "family_name", "nickname", "picture",
+}  # fmt: skip
 _SOCIAL = {"google-oauth2", "github", "facebook", "apple", "windowslive", "linkedin", "twitter"}
 _DB_PROVIDERS = {"auth0": "Username-Password-Authentication"}
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -508,6 +513,9 @@ class FakeAuth0:
         self.slow, self.slow_path_prefix = slow, slow_path_prefix
         self.tokens_issued = 0
         self.errors: list[str] = []
+        # Called as (method, path) once an answer is composed and before it is sent: the moment
+        # between Auth0 reading its data and the client receiving it (races with other events).
+        self.on_answer: Callable[[str, str], None] | None = None
         self.jobs: dict[str, _Job] = {}
         self._bucket = _TokenBucket(rate, burst)
         self._tokens: dict[str, _Token] = {}
@@ -602,6 +610,11 @@ class FakeAuth0:
         with self.lock:
             self._rules.append(_Rule(n, path_prefix, status=status))
 
+    def clear_failures(self) -> None:
+        """Forget every failure and delay still pending from fail_next / delay_next."""
+        with self.lock:
+            self._rules.clear()
+
     def delay_next(self, n: int, seconds: float, path_prefix: str | None = None) -> None:
         """Hold the next n matching requests for `seconds` before answering."""
         with self.lock:
@@ -627,6 +640,50 @@ class FakeAuth0:
         with self.lock:
             self.users[:] = [u for u in self.users if u["user_id"] != user_id]
             self.auth_methods.pop(user_id, None)
+
+    def link_accounts(self, primary_id: str, secondary_id: str) -> dict[str, Any]:
+        """Account linking as Auth0 does it; returns the identity added to the primary.
+
+        The secondary user stops existing on its own (404); its identity moves into the
+        primary's `identities` with its profile in `profileData` (an SMS identity carries
+        `phone_number` and `phone_verified` there). The primary's own fields do not change.
+        """
+        with self.lock:
+            primary, secondary = self._user(primary_id), self._user(secondary_id)
+            if primary is None or secondary is None:
+                raise KeyError("both users must exist to be linked")
+            ident = dict(secondary["identities"][0])
+            profile = {k: v for k, v in secondary.items() if k in _PROFILE_DATA}
+            ident["profileData"] = profile
+            primary["identities"].append(ident)
+            primary["updated_at"] = iso()
+            self.remove_user(secondary_id)
+            return ident
+
+    def unlink_account(self, primary_id: str, provider: str, user_id: str) -> dict[str, Any]:
+        """Unlinking (`DELETE /api/v2/users/{id}/identities/{provider}/{user_id}`): a user again."""
+        with self.lock:
+            primary = self._user(primary_id)
+            if primary is None:
+                raise KeyError(primary_id)
+            ident = next(
+                i for i in primary["identities"][1:]
+                if (i["provider"], i["user_id"]) == (provider, user_id)
+            )  # fmt: skip
+            primary["identities"].remove(ident)
+            primary["updated_at"] = iso()
+            data = ident.get("profileData", {})
+            user = make_user(f"{provider}|{user_id}", connection=ident["connection"], **data)
+            self.add_user(user)
+            return user
+
+    def remove_authenticator(self, user_id: str, authenticator_id: str) -> None:
+        """An admin deletes an MFA enrollment (`DELETE /api/v2/guardian/enrollments/{id}`)."""
+        dev = authenticator_id.rpartition("|")[2]
+        with self.lock:
+            self.auth_methods[user_id] = [
+                m for m in self.auth_methods.get(user_id, []) if m["id"].rpartition("|")[2] != dev
+            ]
 
     def add_log(self, type: str, user_id: str | None = None, **details: Any) -> dict[str, Any]:
         event = make_log(type, user_id, **details)
@@ -703,6 +760,8 @@ class FakeAuth0:
             with self.lock:
                 self.errors.append(traceback.format_exc())
             reply = _error(500, "fake_auth0 crashed; see fake.errors")
+        if self.on_answer is not None:
+            self.on_answer(req.method, req.path)
         self._record(req, reply, t, wall)
         return reply
 

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from jobs.runs import Runs
+from phoneindex.db import open_database
+from phoneindex.store import Store
 from tests.bot.test_cli import run
+from tests.bot.test_web import _free_port
 from tests.fake_auth0 import FakeAuth0, make_log, make_phone_method, make_user
 
 SHARED = "+14155550100"
@@ -68,6 +78,7 @@ def test_reindex_imports_the_tenant_and_reads_mfa_numbers(
     done = run(["reindex"], tmp_path, **env)
     assert done.returncode == 0, done.stderr
     assert "imported 3 accounts" in done.stdout
+    assert "MFA enrichment (1 slice): read 1 accounts (0 re-read whole" in done.stdout
     assert kinds(lookup(env, tmp_path)) == {
         "auth0|jane": ["mfa"], "auth0|sam": ["profile"], "sms|abc": ["passwordless"],
     }  # fmt: skip
@@ -166,3 +177,133 @@ def test_lookup_live_confirms_accounts_with_the_management_api(
     assert [(e["via"], e["accounts"]) for e in entries] == [("cli-live", 2)]
     assert entries[0]["actor"].startswith("cli:")
     assert "4155550100" not in trail.stdout
+
+
+def test_an_old_export_file_neither_fakes_freshness_nor_beats_newer_log_facts(
+    fake: FakeAuth0, db_url: str, tmp_path: Path
+) -> None:
+    env = env_for(fake, db_url)
+    exported = [dict(user) for user in fake.users]  # the tenant as a file saw it, 10 days ago
+    with fake.lock:
+        fake.logs.append(make_log("s", "auth0|sam"))
+    assert run(["sync"], tmp_path, **env).returncode == 0  # the log checkpoint starts here
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    with fake.lock:  # since then: sms|abc was deleted, sam changed his number
+        fake.logs.append(make_log("sdu", "sms|abc", date=yesterday))
+        fake.logs.append(make_log(
+            "scpn", "auth0|sam", date=yesterday,
+            body={"old_phone_number": SHARED, "new_phone_number": "+12125550147"},
+        ))  # fmt: skip
+    assert run(["sync"], tmp_path, **env).returncode == 0
+
+    old = tmp_path / "old-export.ndjson"
+    old.write_text("".join(json.dumps(user) + "\n" for user in exported))
+    ten_days_ago = (datetime.now(UTC) - timedelta(days=10)).replace(microsecond=0)
+    os.utime(old, (ten_days_ago.timestamp(), ten_days_ago.timestamp()))
+    done = run(["import", str(old)], tmp_path, **env)
+
+    assert done.returncode == 0, done.stderr
+    when = ten_days_ago.strftime("%Y-%m-%d %H:%M")
+    assert f"; data as of {when}" in done.stdout and "(the file's modification time)" in done.stdout
+    shared = kinds(lookup(env, tmp_path))
+    assert "sms|abc" not in shared and "auth0|sam" not in shared  # the newer facts hold
+    assert kinds(lookup(env, tmp_path, "+12125550147")) == {"auth0|sam": ["profile"]}
+    status = json.loads(run(["status", "--json"], tmp_path, **env).stdout)
+    last = status["last_full_sync"]
+    assert last["requested_by"] == "import:old-export.ndjson" and last["source"] == "file"
+    assert status["data_source"] == "file:old-export.ndjson"
+    assert status["data_as_of"] == ten_days_ago.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert status["stale"] is True  # a 10-day-old export does not make the index fresh
+    human = run(["status"], tmp_path, **env).stdout
+    assert "imported from the file old-export.ndjson" in human
+
+
+def test_import_as_of_is_shown_and_a_future_one_refused(db_url: str, tmp_path: Path) -> None:
+    from tests.bot.test_cli import SAMPLE
+
+    env = {"DATABASE_URL": db_url}
+    done = run(["import", str(SAMPLE), "--as-of", "2026-11-20T08:00Z"], tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("; data as of 2026-11-20 08:00Z (--as-of)")
+    status = json.loads(run(["status", "--json"], tmp_path, **env).stdout)
+    assert status["data_as_of"] == "2026-11-20T08:00:00Z"
+    assert status["last_full_sync"]["counts"]["as_of"] == "2026-11-20T08:00:00Z"
+
+    future = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    refused = run(["import", str(SAMPLE), "--as-of", future], tmp_path, **env)
+    assert refused.returncode == 2 and "is in the future" in refused.stderr
+
+
+def test_an_older_file_after_a_newer_full_sync_does_not_make_the_index_look_older(
+    db_url: str, tmp_path: Path
+) -> None:
+    from tests.bot.test_cli import SAMPLE
+
+    env = {"DATABASE_URL": db_url}
+    assert (
+        run(["import", str(SAMPLE), "--as-of", "2026-11-20T08:00Z"], tmp_path, **env).returncode
+        == 0
+    )
+    renamed = tmp_path / "older.ndjson"
+    renamed.write_bytes(SAMPLE.read_bytes())
+    done = run(["import", str(renamed), "--as-of", "2026-11-10T08:00Z"], tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    status = json.loads(run(["status", "--json"], tmp_path, **env).stdout)
+    assert status["data_as_of"] == "2026-11-20T08:00:00Z"
+    assert status["data_source"] == "file:users-export.ndjson"
+    assert status["last_full_sync"]["requested_by"] == "import:older.ndjson"  # the run itself
+
+
+def _start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MFA_WHOIS", "AUTH0"))}
+    full_env = {k: v for k, v in full_env.items() if not k.startswith("SLACK")}
+    exe = shutil.which("mfa-whois")
+    cmd = [exe] if exe else [sys.executable, "-m", "bot.cli"]
+    return subprocess.Popen(
+        [*cmd, *args], cwd=cwd, env=full_env | env, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=30)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _wait_for_full_sync(db_url: str, proc: subprocess.Popen[str]) -> dict[str, object]:
+    engine = open_database(db_url)
+    runs = Runs(engine, Store(engine))
+    try:
+        deadline = time.monotonic() + 30
+        while (done := runs.last("full")) is None:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "no full sync started"
+            time.sleep(0.2)
+        return done
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("command", [["clock"], ["serve", "--host", "127.0.0.1"]])
+def test_a_fresh_install_starts_its_first_full_sync_at_once(
+    fake: FakeAuth0, db_url: str, tmp_path: Path, command: list[str]
+) -> None:
+    env = env_for(fake, db_url) | {"MFA_WHOIS_LOG_POLL_SECONDS": "0", "PORT": str(_free_port())}
+    proc = _start(command, tmp_path, env)
+    first = _wait_for_full_sync(db_url, proc)
+    stderr = _stop(proc)
+    assert proc.returncode == 0, stderr
+    assert first["status"] == "succeeded" and first["requested_by"] == "scheduler (first sync)"
+    assert "one is queued (run 1) and starts now; watch it with `mfa-whois status`" in stderr
+    assert "imported 3 accounts" not in stderr and "Traceback" not in stderr
+    assert kinds(lookup(env, tmp_path))["sms|abc"] == ["passwordless"]
+
+    again = _start(command, tmp_path, env)  # the next start: no second "first" sync
+    time.sleep(2)
+    stderr = _stop(again)
+    assert "no full sync from Auth0 yet" not in stderr
+    status = json.loads(run(["status", "--json"], tmp_path, **env).stdout)
+    assert status["last_full_sync"]["id"] == first["id"] and status["queued"] is None

@@ -3,10 +3,7 @@ SQLite write lock, no audit row is lost, and supervisors get one alert and one r
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,20 +21,8 @@ from tests.bot.slack_workspace import (
     import_sample,
     open_workspace,
 )
-from tests.conftest import Clock
+from tests.conftest import Clock, write_locked
 from tests.fake_slack import visible_text
-
-
-@contextmanager
-def write_locked(path: Path) -> Iterator[None]:
-    """Hold SQLite's write lock from a second connection, as a long full import does."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    finally:
-        conn.execute("ROLLBACK")
-        conn.close()
 
 
 def no_auth0() -> Auth0Client:
@@ -85,6 +70,7 @@ def test_one_alert_per_incident_and_one_recovery_when_the_hour_is_over(
     with open_workspace(store, MFA_WHOIS_AGENT_LOOKUPS_PER_HOUR=2) as ws:
         answers = ws.ctx.answers
         deps = Deps(ws.ctx.settings, store, answers.runs, answers.alerts, no_auth0)
+        deps.recent_refusal = answers.trail.recent_refusal
 
         def channel() -> list[str]:
             ws.settle()

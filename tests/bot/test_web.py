@@ -9,15 +9,18 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 from bot.web import create_app
-from phoneindex.db import open_database
+from phoneindex.db import PG_MAX_OVERFLOW, PG_POOL_SIZE, PG_POOL_TIMEOUT_S, open_database
 from phoneindex.settings import load_settings
 from phoneindex.store import Store
 from tests.bot.slack_workspace import import_sample, serving
+from tests.bot.test_cli import SAMPLE, run
 
 UNREACHABLE_PG = "postgresql://postgres@127.0.0.1:1/mfa_whois"
 
@@ -34,6 +37,22 @@ def test_healthz_answers_ok_with_the_index_freshness(tmp_path: Path) -> None:
     assert body["status"] == "ok" and body["stale"] is False
     assert body["last_full_sync"].endswith("Z") and body["last_update"].endswith("Z")
     assert slack.status_code == 404  # Slack not configured: no route
+    store.engine.dispose()
+
+
+def test_healthz_says_when_the_last_full_sync_came_from_an_old_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'index.db'}"
+    old = tmp_path / "users-export.ndjson"
+    shutil.copy(SAMPLE, old)
+    week_ago = (datetime.now(UTC) - timedelta(days=7)).replace(microsecond=0)
+    os.utime(old, (week_ago.timestamp(), week_ago.timestamp()))
+    assert run(["import", str(old)], tmp_path, DATABASE_URL=url).returncode == 0
+    store = Store(open_database(url))
+    with serving(create_app(load_settings(database_url=url), store=store)) as http:
+        body = http.get("/healthz").json()
+    assert body["last_full_sync"] == week_ago.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert body["last_full_sync_source"] == "file:users-export.ndjson"
+    assert body["stale"] is True  # the import ran just now; its data is a week old
     store.engine.dispose()
 
 
@@ -81,3 +100,26 @@ def test_serve_runs_the_service_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0, stderr
     assert "scheduler not started: AUTH0_DOMAIN is not set" in stderr
     assert "Slack off" in stderr and "scheduler off" in stderr
+
+
+def test_serve_on_postgresql_has_room_for_lookups_and_the_scheduler(pg_url: str) -> None:
+    store = Store(open_database(pg_url))
+    engine = store.engine
+    assert engine.pool.size() == PG_POOL_SIZE and PG_POOL_SIZE + PG_MAX_OVERFLOW >= 20
+    held = [engine.connect() for _ in range(5)]  # the in-process scheduler's 5 job threads
+    try:
+        with serving(create_app(load_settings(database_url=pg_url), store=store)) as http:
+            started = time.monotonic()
+            with ThreadPoolExecutor(25) as pool:  # a burst of 50 requests at once
+                codes = list(pool.map(lambda _: http.get("/healthz").status_code, range(50)))
+            assert codes == [200] * 50 and time.monotonic() - started < 5
+            held += [engine.connect() for _ in range(PG_POOL_SIZE + PG_MAX_OVERFLOW - 5)]
+            started = time.monotonic()
+            exhausted = http.get("/healthz", timeout=30)
+            waited = time.monotonic() - started
+        assert exhausted.status_code == 503  # every connection taken: a quick, clear answer
+        assert waited < PG_POOL_TIMEOUT_S + 3
+    finally:
+        for conn in held:
+            conn.close()
+        engine.dispose()

@@ -16,6 +16,7 @@ from jobs.alerts import Alert, Alerts
 from jobs.auth0 import Auth0Client, Auth0Unavailable, AuthenticationMethod
 from jobs.enrich import (
     ALL_CURSOR,
+    FAILURES_IN_A_ROW,
     MASKED_ALERT,
     MASKED_FLAG,
     enrich,
@@ -24,7 +25,7 @@ from jobs.enrich import (
 from jobs.exports import UserMapper
 from jobs.ratelimit import RetryPolicy
 from jobs.runs import Runs
-from phoneindex.changes import MfaPhone, RefetchRequested
+from phoneindex.changes import EnrollmentRemoved, MfaPhone, PhoneUnlinked, RefetchRequested
 from phoneindex.store import Store
 from tests.conftest import T0, Clock
 from tests.fake_auth0 import FakeAuth0, make_method, make_phone_method, make_user
@@ -32,6 +33,7 @@ from tests.fake_auth0 import FakeAuth0, make_method, make_phone_method, make_use
 TLS = ssl.create_default_context()  # one TLS context for every client: building one is slow
 METHODS_PATH = "/api/v2/users/"
 SEEN_AT = T0 - timedelta(hours=1)
+ONE_S = timedelta(seconds=1)
 
 
 class Inbox:
@@ -125,7 +127,8 @@ def ten_accounts(store: Store, fake: FakeAuth0) -> list[str]:
 
 
 def method(type: str, number: str | None = None, **kw: Any) -> AuthenticationMethod:
-    return AuthenticationMethod(id=f"{type}|dev_1", type=type, phone_number=number, **kw)
+    dev = f"dev_{number[-4:]}" if number else "dev_1"
+    return AuthenticationMethod(id=f"{type}|{dev}", type=type, phone_number=number, **kw)
 
 
 def test_phone_methods_become_mfa_numbers_and_masked_ones_are_only_counted() -> None:
@@ -141,9 +144,9 @@ def test_phone_methods_become_mfa_numbers_and_masked_ones_are_only_counted() -> 
     ]
     change = methods_to_change("auth0|a", methods, T0, "guardian|k")
     assert change.phones == (
-        MfaPhone("+14155550100", "sms", True),
-        MfaPhone("+14155550101", "voice", False),
-        MfaPhone("+14155550102", "voice", None),
+        MfaPhone("+14155550100", "sms", True, "phone|dev_0100"),
+        MfaPhone("+14155550101", "voice", False, "phone|dev_0101"),
+        MfaPhone("+14155550102", "voice", None, "voice|dev_0102"),
     )
     assert (change.masked, change.fetched_key, change.source) == (1, "guardian|k", "authenticators")
 
@@ -154,7 +157,7 @@ def test_one_number_on_two_authenticators_is_one_confirmed_link() -> None:
         method("phone", "+14155550100", confirmed=True, preferred_method="sms"),
     ]
     change = methods_to_change("auth0|a", methods, T0, None, source="live")
-    assert change.phones == (MfaPhone("+14155550100", "sms", True),)
+    assert change.phones == (MfaPhone("+14155550100", "sms", True, "phone|dev_0100"),)
     assert change.source == "live"
 
 
@@ -356,27 +359,71 @@ def test_a_long_run_keeps_its_writer_lease(
     assert len(holding) >= 10 and all(holding)
 
 
-def test_an_auth0_failure_stops_the_run_after_applying_what_was_read(
+def test_auth0_failing_for_every_account_stops_the_run_after_applying_what_was_read(
     store: Store, fake: FakeAuth0, clock: Clock, engine: Engine
 ) -> None:
     uids = ten_accounts(store, fake)
     runs = Runs(engine, store, clock=clock)
-    fake.fail_next(1, 503, f"{METHODS_PATH}{uids[5]}/")
+    for uid in uids[5:]:  # Auth0 goes down after the fifth account
+        fake.fail_next(100, 503, f"{METHODS_PATH}{uid}/")
 
     with client_for(fake, retry=RetryPolicy(max_attempts=1)) as client:
         with pytest.raises(Auth0Unavailable), runs.exclusive("enrich", "test") as run:
-            enrich(store, client, run, clock=clock, batch_size=2)
+            enrich(store, client, run, clock=clock, batch_size=2, workers=1)
         last = runs.last("enrich")
         assert last is not None and last["status"] == "failed"
         assert "503" in last["error"] and "authentication-methods" in last["error"]
-        assert (last["counts"]["accounts"], last["counts"]["errors"]) == (5, 1)
+        assert (last["counts"]["accounts"], last["counts"]["errors"]) == (5, FAILURES_IN_A_ROW)
         assert all(mfa_phones(store, f"+1415555{i:04d}") for i in range(5))
         fake.clear_requests()
+        fake.clear_failures()  # Auth0 is back
 
         rest = enrich(store, client, None, clock=clock)
 
     assert sorted(method_reads(fake)) == uids[5:]
-    assert rest.accounts == 5
+    # The failed reads were queued: read again whole, ahead of the rest of the walk.
+    assert (rest.accounts, rest.reread, rest.errors) == (5, FAILURES_IN_A_ROW, 0)
+
+
+def test_one_account_that_keeps_failing_does_not_stall_the_others(
+    store: Store, fake: FakeAuth0, clock: Clock, engine: Engine
+) -> None:
+    uids = ten_accounts(store, fake)
+    runs = Runs(engine, store, clock=clock)
+    fake.fail_next(1000, 500, f"{METHODS_PATH}{uids[2]}/")  # every read of this one fails
+
+    with client_for(fake, retry=RetryPolicy(max_attempts=1)) as client:
+        for _slice in range(2):  # the scheduler's slices, one after the other
+            with runs.exclusive("enrich", "test") as run:
+                result = enrich(store, client, run, clock=clock, batch_size=2)
+            clock.advance(minutes=5)
+
+    assert all(mfa_phones(store, f"+1415555{i:04d}") for i in range(10) if i != 2)
+    assert (result.errors, result.complete) == (1, True)
+    assert "1 reads failed (queued to be read again)" in result.summary()
+    last = runs.last("enrich")
+    assert last is not None and last["status"] == "succeeded"
+    assert [t.user_id for t in store.refetch_queue()] == [uids[2]]
+
+
+def test_a_read_is_stamped_before_its_call_so_an_unenroll_while_auth0_answers_wins(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    seed(store, fake, [mfa_user("auth0|alice")])
+    fake.auth_methods["auth0|alice"] = [make_phone_method("+14155550100")]
+    asked_at = clock()
+
+    def auth0_answers(method: str, path: str) -> None:
+        if path.endswith("/authentication-methods"):
+            clock.advance(seconds=2)  # the answer is on its way; meanwhile the user unenrolls
+
+    fake.on_answer = auth0_answers
+    enrich(store, client, None, clock=clock, workers=1)
+    assert list(mfa_phones(store, "+14155550100")) == ["auth0|alice"]
+    # The gd_unenroll of one second after the call, pulled from the logs a little later.
+    store.apply([PhoneUnlinked("auth0|alice", "+14155550100", "mfa", "logs", asked_at + ONE_S)])
+
+    assert mfa_phones(store, "+14155550100") == {}
 
 
 def test_enrich_all_resumes_after_the_last_account_applied(
@@ -441,3 +488,122 @@ def test_enrichment_keeps_the_client_at_its_rate(store: Store, clock: Clock) -> 
     # itself runs 5% under the ceiling; benchmarks/bench_sync.py measures the real rate).
     assert fake.sustained_rate(METHODS_PATH) >= 0.65 * 40
     assert stats.rate_limited == 0
+
+
+# --------------------------------------------------------------------------- whole-account re-reads
+
+SMS_ID = "560ebaeef609ee1adaa7c551"
+LINKED_PHONE = "+14155550188"
+
+
+def account_links(store: Store, phone: str) -> dict[str, list[tuple[str, str, str | None]]]:
+    """user_id -> (kind, source, identity) of each link of `phone`."""
+    return {
+        a["user_id"]: [(p["kind"], p["source"], p["identity"]) for p in a["phones"]]
+        for a in store.lookup(phone)["accounts"]
+    }
+
+
+def user_reads(fake: FakeAuth0) -> list[str]:
+    """Paths of the users API called (user objects and authentication methods), in order."""
+    return [r.path for r in fake.requests_for(METHODS_PATH)]
+
+
+def test_a_queued_reread_follows_linking_and_unlinking_of_an_sms_identity(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    maria = make_user("auth0|maria", email="maria@example.com", phone_number="+14155550100")
+    fake.add_user(make_user(f"sms|{SMS_ID}", phone_number=LINKED_PHONE))
+    seed(store, fake, [maria, fake.users[-1]])  # the export: two accounts, one number each
+    # Maria links her SMS login (the log shows a sapi POST .../identities: re-read her).
+    fake.link_accounts("auth0|maria", f"sms|{SMS_ID}")
+    store.apply([RefetchRequested("auth0|maria", T0)])
+    clock.advance(minutes=1)
+
+    linked = enrich(store, client, None, clock=clock)
+
+    assert (linked.accounts, linked.reread, linked.queued) == (1, 1, 1)
+    assert account_links(store, LINKED_PHONE) == {
+        "auth0|maria": [("passwordless", "live", f"sms|{SMS_ID}")],
+        f"sms|{SMS_ID}": [("passwordless", "export", None)],  # until the next export or event
+    }
+    assert account_links(store, "+14155550100") == {"auth0|maria": [("profile", "live", None)]}
+    assert user_reads(fake) == ["/api/v2/users/auth0|maria"]  # no MFA: one call
+    assert store.refetch_queue() == []
+
+    # She unlinks it again (sapi DELETE .../identities/sms/...): the number leaves her account.
+    fake.unlink_account("auth0|maria", "sms", SMS_ID)
+    store.apply([RefetchRequested("auth0|maria", clock() + ONE_S)])
+    clock.advance(minutes=1)
+
+    enrich(store, client, None, clock=clock)
+
+    assert list(account_links(store, LINKED_PHONE)) == [f"sms|{SMS_ID}"]
+    assert list(account_links(store, "+14155550100")) == ["auth0|maria"]
+
+
+def test_a_queued_reread_of_an_mfa_account_reads_its_methods_too(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    alice = mfa_user("auth0|alice", phone_number="+14155550100")
+    fake.auth_methods["auth0|alice"] = [make_phone_method("+14155550111")]
+    seed(store, fake, [alice])
+    enrich(store, client, None, clock=clock)
+    # A Management API write changed her profile number; the event does not say to what.
+    alice["phone_number"] = "+14155550122"
+    store.apply([RefetchRequested("auth0|alice", clock() + ONE_S)])
+    clock.advance(minutes=1)
+    fake.clear_requests()
+
+    result = enrich(store, client, None, clock=clock)
+
+    assert user_reads(fake) == [
+        "/api/v2/users/auth0|alice", "/api/v2/users/auth0|alice/authentication-methods",
+    ]  # fmt: skip
+    assert (result.accounts, result.reread, result.linked) == (1, 1, 1)
+    assert account_links(store, "+14155550100") == {}
+    assert account_links(store, "+14155550122") == {"auth0|alice": [("profile", "live", None)]}
+    assert list(mfa_phones(store, "+14155550111")) == ["auth0|alice"]
+
+
+def test_a_queued_reread_of_an_account_gone_from_auth0_deletes_it(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    seed(store, fake, [make_user("auth0|gone", phone_number="+14155550100")])
+    fake.remove_user("auth0|gone")
+    store.apply([RefetchRequested("auth0|gone", T0)])
+    clock.advance(minutes=1)
+
+    result = enrich(store, client, None, clock=clock)
+
+    assert (result.accounts, result.missing, result.queued) == (0, 1, 1)
+    assert store.account("auth0|gone") is None
+    assert store.lookup("+14155550100")["accounts"] == []
+
+
+def test_an_enrollment_delete_rereads_its_owner_and_an_unknown_one_is_counted(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    fake.auth_methods["auth0|alice"] = [
+        make_phone_method("+14155550111", device_id="dev_Yh3kPq0wZr8sTn2v"),
+        make_phone_method("+14155550112", device_id="dev_B7uLm4xQ9cEe1FaD"),
+    ]
+    seed(store, fake, [mfa_user("auth0|alice"), mfa_user("auth0|bob")])
+    enrich(store, client, None, clock=clock)
+    assert list(mfa_phones(store, "+14155550111")) == ["auth0|alice"]
+    # An admin deletes one enrollment; the log names the enrollment, not its owner.
+    fake.remove_authenticator("auth0|alice", "dev_Yh3kPq0wZr8sTn2v")
+    stats = store.apply([
+        EnrollmentRemoved("dev_Yh3kPq0wZr8sTn2v", clock() + ONE_S),
+        EnrollmentRemoved("dev_NotInTheIndex00", clock() + ONE_S),
+    ])  # fmt: skip
+    assert (stats.refetches, stats.unknown_enrollments) == (1, 1)
+    clock.advance(minutes=1)
+    fake.clear_requests()
+
+    result = enrich(store, client, None, clock=clock)
+
+    assert (result.accounts, result.reread) == (1, 1)
+    assert "auth0|bob" not in " ".join(user_reads(fake))
+    assert mfa_phones(store, "+14155550111") == {}
+    assert list(mfa_phones(store, "+14155550112")) == ["auth0|alice"]

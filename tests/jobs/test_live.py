@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from jobs.auth0 import Auth0AuthError, Auth0Client
+from jobs.exports import UserMapper
 from jobs.live import live_lookup, live_search
 from jobs.ratelimit import RetryPolicy
 from phoneindex.changes import MfaPhone, MfaPhonesReplaced
@@ -192,3 +193,91 @@ def test_live_search_without_a_hit_answers_an_empty_lookup(
 
     assert (doc["query"], doc["accounts"], doc["live"]["checked"]) == ("415-555-0100", [], 0)
     assert doc["freshness"]["stale"] is True
+
+
+# --------------------------------------------------------------------------- linked identities
+
+THIRD = "+14155550177"
+SMS_ID = "560ebaeef609ee1adaa7c551"
+
+
+def links(store: Store, phone: str) -> dict[str, list[tuple[str, str, str | None]]]:
+    """user_id -> (kind, source, identity) of each link of `phone`."""
+    return {
+        a["user_id"]: [(p["kind"], p["source"], p["identity"]) for p in a["phones"]]
+        for a in store.lookup(phone)["accounts"]
+    }
+
+
+def test_a_live_check_finds_a_linked_sms_identity_beside_the_root_number(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    maria = make_user("auth0|maria", email="maria@example.com", phone_number=OTHER)
+    seed(store, fake, [maria])  # the export before Maria linked her SMS login
+    fake.add_user(make_user(f"sms|{SMS_ID}", phone_number=PHONE))
+    ident = fake.link_accounts("auth0|maria", f"sms|{SMS_ID}")
+    assert ident["profileData"]["phone_number"] == PHONE
+    clock.advance(minutes=1)
+
+    doc = live_lookup(store, client, OTHER, clock=clock)
+
+    assert links(store, OTHER) == {"auth0|maria": [("profile", "live", None)]}
+    assert links(store, PHONE) == {"auth0|maria": [("passwordless", "live", f"sms|{SMS_ID}")]}
+    assert doc["live"]["checked"] == 1
+    # Maria has no MFA: the user object says so, and no authentication-methods call is made.
+    assert [r.path for r in fake.requests_for("/api/v2/users/")] == ["/api/v2/users/auth0|maria"]
+
+
+def test_a_live_check_drops_an_unlinked_identity_and_a_changed_root_number(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    fake.add_user(make_user(f"sms|{SMS_ID}", phone_number=PHONE))
+    maria = make_user("auth0|maria", phone_number=OTHER)
+    fake.add_user(maria)
+    fake.link_accounts("auth0|maria", f"sms|{SMS_ID}")
+    seed(store, fake, [maria])  # the export after linking: both numbers on Maria
+    assert links(store, PHONE) == {"auth0|maria": [("passwordless", "export", f"sms|{SMS_ID}")]}
+    # In Auth0 since: the SMS identity unlinked (a user of its own again), a new root number.
+    fake.unlink_account("auth0|maria", "sms", SMS_ID)
+    maria["phone_number"] = THIRD
+    clock.advance(minutes=1)
+
+    doc = live_lookup(store, client, PHONE, clock=clock)
+
+    assert doc["accounts"] == []
+    assert links(store, OTHER) == {}
+    assert links(store, THIRD) == {"auth0|maria": [("profile", "live", None)]}
+
+
+def test_live_search_takes_a_hit_whole_with_its_linked_identities(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    fake.add_user(make_user(f"sms|{SMS_ID}", phone_number=THIRD))
+    frank = make_user("auth0|frank", phone_number=OTHER)
+    seed(store, fake, [frank])
+    frank["phone_number"] = PHONE  # changed since the export
+    fake.link_accounts("auth0|frank", f"sms|{SMS_ID}")
+
+    doc = live_search(store, client, PHONE, clock=clock)
+
+    assert links(store, PHONE) == {"auth0|frank": [("profile", "live", None)]}
+    assert links(store, THIRD) == {"auth0|frank": [("passwordless", "live", f"sms|{SMS_ID}")]}
+    assert links(store, OTHER) == {}
+    assert doc["live"]["checked"] == 1
+
+
+def test_a_number_the_check_cannot_read_is_not_taken_for_gone(
+    store: Store, fake: FakeAuth0, client: Auth0Client, clock: Clock
+) -> None:
+    # A profile number kept in national format; the import read it with its default region.
+    frank = make_user("auth0|frank", phone_number="(415) 555-0100")
+    fake.add_user(frank)
+    store.apply(UserMapper(SEEN_AT, "US").changes(frank))
+    fake.add_user(make_user(f"sms|{SMS_ID}", phone_number=THIRD))
+    fake.link_accounts("auth0|frank", f"sms|{SMS_ID}")
+    clock.advance(minutes=1)
+
+    live_lookup(store, client, PHONE, clock=clock)  # no default region here
+
+    assert links(store, PHONE) == {"auth0|frank": [("profile", "export", None)]}
+    assert links(store, THIRD) == {"auth0|frank": [("passwordless", "live", f"sms|{SMS_ID}")]}

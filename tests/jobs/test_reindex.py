@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,11 +16,12 @@ from jobs.auth0 import Auth0Client, Auth0Unavailable
 from jobs.exports import EXPORT_FIELDS
 from jobs.ratelimit import RetryPolicy
 from jobs.reindex import ExportFailed, ExportTimeout, FullSyncResult, full_sync, reindex
-from jobs.runs import AlreadyRunning, RunHandle, Runs
+from jobs.runs import AlreadyRunning, Busy, RunHandle, Runs
 from phoneindex.changes import PhoneLinked
+from phoneindex.db import open_database
 from phoneindex.errors import ConfigError, ImportFileError
 from phoneindex.settings import Settings
-from phoneindex.store import Store
+from phoneindex.store import Store, utcnow
 from tests.conftest import Clock
 from tests.fake_auth0 import FakeAuth0, make_user
 
@@ -96,15 +99,15 @@ class Env:
         return [a["user_id"] for a in self.store.lookup(phone)["accounts"]]
 
 
-def client_for(fake: FakeAuth0) -> Auth0Client:
+def client_for(fake: FakeAuth0, *, max_rps: float = 50) -> Auth0Client:
     retry = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.01)
     return Auth0Client(
         fake.base_url,
         fake.client_id,
         fake.client_secret,
         audience=fake.audience,
-        max_rps=50,
-        burst=10,
+        max_rps=max_rps,
+        burst=min(10, int(max_rps)),
         retry=retry,
     )
 
@@ -323,3 +326,57 @@ def test_a_queued_run_with_bad_configuration_is_closed_not_retried(env: Env) -> 
     assert run["error"].startswith("AUTH0_DOMAIN is not set")
     assert env.runs.next_queued("full") is None
     assert "Run " + str(queued.id) in env.inbox.sent[0].text
+
+
+def test_a_sqlite_import_longer_than_the_lease_is_not_taken_over(
+    fake: FakeAuth0, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'index.db'}"
+    engine = open_database(url)
+    store = Store(engine)
+    env = Env(fake, store, Clock(utcnow()))
+    env.runs = Runs(engine, store, lease_ttl=timedelta(seconds=1))  # real time
+    other_engine = open_database(url, busy_timeout_ms=50)  # another process, e.g. `clock`
+    other = Runs(other_engine, Store(other_engine), lease_ttl=timedelta(seconds=1))
+    stop = threading.Event()
+    taken: list[float] = []  # when the contender got the lease (monotonic)
+
+    def log_syncs() -> None:  # a scheduler trying to pull logs all along
+        while not stop.is_set():
+            try:
+                with other.exclusive("incremental", "scheduler"):
+                    taken.append(time.monotonic())
+            except (AlreadyRunning, Busy):
+                pass
+            time.sleep(0.01)
+
+    contender = threading.Thread(target=log_syncs)
+    imports: list[int] = []
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if not imports and not contender.is_alive():
+            contender.start()  # from now on the full sync holds the lease
+        if phase == "import":
+            imports.append(done)
+            # The first call comes inside the import's transaction, the last one after its
+            # commit (like a slow terminal, or the write-ahead log being folded back).
+            time.sleep(1.5 if len(imports) == 1 else 0.3)
+
+    held_until: list[float] = []
+
+    def enricher(store: Store, client: Auth0Client, run: RunHandle, **kw: Any) -> None:
+        time.sleep(0.3)  # a short enrichment under the same lease, after the import
+        held_until.append(time.monotonic())
+
+    try:
+        result = env.full_sync(
+            progress=progress, enrich=True, enricher=enricher, poll_interval=0.01, sleep=time.sleep
+        )
+    finally:
+        stop.set()
+        contender.join(timeout=10)
+    full = env.runs.get(result.run_id)
+    assert full is not None and full["status"] == "succeeded" and full["error"] is None
+    assert held_until and all(at > held_until[0] for at in taken)  # only after it ended
+    other_engine.dispose()
+    engine.dispose()

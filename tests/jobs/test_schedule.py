@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -18,25 +19,30 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import text
 
 from jobs.auth0 import Auth0Client
+from jobs.enrich import EnrichResult
 from jobs.runs import RunHandle
 from jobs.schedule import (
     Deps,
     build_scheduler,
     cron_trigger,
+    enrich_in_slices,
     enrich_job,
     full_sync_job,
     log_sync_job,
     queued_runs_job,
     run_clock,
+    run_full_sync,
     stale_check_job,
 )
+from phoneindex.db import open_database
 from phoneindex.errors import ConfigError
 from phoneindex.store import Store
-from tests.conftest import Clock
-from tests.fake_auth0 import FakeAuth0
-from tests.jobs.test_reindex import SMS_NUMBER, Env, tenant_users
+from tests.conftest import Clock, write_locked
+from tests.fake_auth0 import FakeAuth0, make_phone_method, make_user
+from tests.jobs.test_reindex import SMS_NUMBER, Env, client_for, tenant_users
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,6 +190,75 @@ def test_a_queued_run_waits_while_another_writer_runs(deps: Deps, env: Env) -> N
     assert env.inbox.sent == []
 
 
+def test_the_nightly_full_sync_is_queued_while_enrichment_holds_the_lease(
+    deps: Deps, env: Env
+) -> None:
+    env.full_sync()
+    assert env.store.count_enrich_candidates() >= 1  # an enrichment backlog
+    with env.runs.exclusive("enrich", "scheduler") as slice_:
+        full_sync_job(deps)  # the cron fires during a slice
+        full_sync_job(deps)  # a second scheduler by mistake, or a coalesced misfire
+    queued = env.runs.next_queued("full")
+    assert queued is not None and queued["requested_by"] == "scheduler"
+    assert env.runs.queue("full", "slack:U1").id == queued["id"]  # one queued at a time
+
+    enrich_job(deps)  # the queued full sync goes ahead of the next slice
+    last_enrich = env.runs.last("enrich")
+    assert last_enrich is not None and last_enrich["id"] == slice_.id
+    queued_runs_job(deps)  # within seconds of the lease freeing
+    done = env.runs.get(queued["id"])
+    assert done is not None and done["status"] == "succeeded"
+    assert env.runs.next_queued("full") is None
+    assert env.inbox.sent == []
+
+
+def test_a_queued_full_sync_waits_while_the_lease_is_held_past_the_queue_ttl(
+    deps: Deps, env: Env, clock: Clock
+) -> None:
+    with env.runs.exclusive("enrich", "cli") as long_run:
+        full_sync_job(deps)
+        clock.advance(hours=3)  # `mfa-whois enrich --all` can hold the lease for hours
+        queued_runs_job(deps)
+        queued = env.runs.next_queued("full")
+        assert queued is not None and queued["status"] == "queued"
+        long_run.heartbeat()
+    queued_runs_job(deps)
+    done = env.runs.last("full")
+    assert done is not None and done["id"] == queued["id"] and done["status"] == "succeeded"
+
+
+def test_jobs_are_skipped_not_failed_while_an_import_holds_the_write_lock(
+    fake: FakeAuth0, tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "index.db"
+    engine = open_database(f"sqlite:///{db}", busy_timeout_ms=200)
+    env = Env(fake, Store(engine, clock=clock), clock)
+    deps = Deps(env.settings, env.store, env.runs, env.alerts, env.client)
+    env.full_sync()
+    runs_before = [env.runs.last(kind) for kind in ("full", "enrich", "incremental")]
+
+    with write_locked(db), caplog.at_level(logging.INFO, logger="jobs.schedule"):
+        for job in (log_sync_job, enrich_job, queued_runs_job, log_sync_job, stale_check_job):
+            job(deps)
+    assert env.inbox.sent == []  # no "Log sync failed" while the database is busy
+    assert [env.runs.last(kind) for kind in ("full", "enrich", "incremental")] == runs_before
+    assert "log-sync skipped: busy" in caplog.text
+    assert "enrich skipped: busy" in caplog.text
+
+    # A real failure afterwards (two runs, three attempts each): one alert, one recovery.
+    env.fake.fail_next(6, status=503, path_prefix="/api/v2/logs")
+    log_sync_job(deps)
+    log_sync_job(deps)
+    log_sync_job(deps)
+    log_sync_job(deps)
+    assert env.inbox.seen() == [
+        ("sync.incremental", "failure", "Log sync failed"),
+        ("sync.incremental", "recovery", "Log sync works again"),
+    ]
+    deps.close()
+    engine.dispose()
+
+
 def test_a_failing_full_sync_job_alerts_once_and_never_raises(deps: Deps, env: Env) -> None:
     env.fake.export_outcome = "failed"
     full_sync_job(deps)
@@ -297,3 +372,47 @@ def test_the_clock_process_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     rest = proc.communicate(timeout=20)[1]
     assert proc.returncode == 0, "".join(lines) + rest
     assert "scheduler stopped" in rest and "Traceback" not in rest
+
+
+def test_a_reindex_enriches_in_slices_and_log_syncs_take_turns(store: Store, clock: Clock) -> None:
+    users = [make_user(f"auth0|slice{i:03d}", multifactor=["guardian"]) for i in range(40)]
+    methods = {u["user_id"]: [make_phone_method(f"+1415555{i:04d}")] for i, u in enumerate(users)}
+    with FakeAuth0(users=users, auth_methods=methods, export_polls_to_complete=1) as fake:
+        env = Env(fake, store, clock)
+        reindexing = Deps(
+            env.settings,
+            store,
+            env.runs,
+            env.alerts,
+            lambda: client_for(fake, max_rps=20),  # 40 reads take 2 s
+            export_poll_seconds=0.01,
+            enrich_slice=timedelta(milliseconds=300),
+            slice_pause=timedelta(milliseconds=200),
+        )
+        scheduler = Deps(env.settings, store, env.runs, env.alerts, env.client, turn_poll=0.02)
+        full = run_full_sync(reindexing, "cli", enrich=False)  # what `mfa-whois reindex` does
+        seen: list[tuple[int, int]] = []
+        outcome: list[tuple[EnrichResult, int]] = []
+        worker = threading.Thread(
+            target=lambda: outcome.append(
+                enrich_in_slices(reindexing, "cli", progress=lambda d, t: seen.append((d, t)))
+            )
+        )
+        worker.start()
+        while worker.is_alive():
+            log_sync_job(scheduler)  # the scheduler's log pulls, one after another
+            time.sleep(0.05)
+        reindexing.close()
+        scheduler.close()
+
+    enriched, slices = outcome[0]
+    assert enriched.complete and enriched.accounts == 40 and slices >= 2
+    assert full.imported.users == 40
+    with store.engine.connect() as conn:
+        kinds = [k for (k,) in conn.execute(text("SELECT kind FROM sync_run ORDER BY id"))]
+    enrich_at = [i for i, kind in enumerate(kinds) if kind == "enrich"]
+    between = kinds[enrich_at[0] : enrich_at[-1]]
+    assert "incremental" in between  # a log sync held the lease between two slices
+    assert all(k in ("enrich", "incremental") for k in between)
+    assert seen[-1][0] == 40 and all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False))
+    assert env.inbox.sent == []

@@ -306,6 +306,7 @@ def test_unmapped_types_and_enrollment_deletes_are_counted_and_summarised(
         result = sync_logs(store, client_for(fake), run=run, clock=clock)
     assert result.summary() == (
         "read 128 log events in 2 pages, applied 1 changes; "
+        "1 enrollment deletes of an unknown owner (applied at the owner's next MFA read); "
         "not mapped: s 120, fp 3, gd_recovery_succeed 1, seccft 1, +2 more types"
     )
     last = runs.last("incremental")
@@ -314,6 +315,7 @@ def test_unmapped_types_and_enrollment_deletes_are_counted_and_summarised(
         "s": 120, "fp": 3, "seccft": 1, "gd_recovery_succeed": 1, "slo": 1, "sv": 1,
     }  # fmt: skip
     assert last["counts"]["enrollments_removed"] == 1
+    assert last["counts"]["unknown_enrollments"] == 1  # no MFA read ever named dev_Ab12Cd34...
 
 
 def test_a_first_run_on_an_empty_log_misses_nothing_after_it(store: Store, clock: Clock) -> None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from phoneindex.db import MIGRATIONS, SCHEMA_REVISION, _alembic_config, make_engine, open_database
 from phoneindex.errors import DatabaseError
 from phoneindex.settings import load_settings
+from tests.bot.test_cli import run
+from tests.conftest import PG_ADMIN_URL
 
 
 def test_the_fast_path_revision_is_the_newest_migration() -> None:
@@ -86,3 +91,34 @@ def test_database_errors_never_carry_statement_parameters(tmp_path: Path) -> Non
         conn.execute(text("INSERT INTO t VALUES (:p)"), {"p": "+14155550100"})
     assert "4155550100" not in str(caught.value)
     engine.dispose()
+
+
+@pytest.fixture
+def percent_password_url(pg_url: str) -> Iterator[str]:
+    """A PostgreSQL role and database whose password needs percent-encoding in a URL."""
+    suffix = uuid.uuid4().hex[:8]
+    role, name = f"whois_pct_{suffix}", f"mfa_whois_pct_{suffix}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD 'p@ss%w0rd'"))
+        conn.execute(text(f'CREATE DATABASE "{name}" OWNER {role}'))
+    host = PG_ADMIN_URL.split("@", 1)[1].rsplit("/", 1)[0]
+    try:
+        yield f"postgresql://{role}:p%40ss%25w0rd@{host}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        admin.dispose()
+
+
+def test_a_percent_encoded_password_migrates_and_never_reaches_a_log(
+    percent_password_url: str, tmp_path: Path
+) -> None:
+    for command in (["-v", "migrate"], ["-v", "migrate"], ["-v", "status", "--json"]):
+        done = run(command, tmp_path, DATABASE_URL=percent_password_url)
+        assert done.returncode == 0, done.stderr
+        assert "p%40ss" not in done.stderr and "p@ss" not in done.stderr
+        assert "w0rd" not in done.stderr
+        assert ":***@" in done.stderr  # -v logs the database URL, password hidden
+    assert json.loads(done.stdout)["accounts"] == 0

@@ -137,23 +137,34 @@ def test_a_number_listed_without_its_account_keeps_or_creates_the_account(store:
     }
 
 
-def test_changes_applied_while_the_export_is_staged_survive_and_lookups_answer(
-    store: Store,
-) -> None:
+def test_lookups_answer_from_the_old_index_while_the_export_is_staged(store: Store) -> None:
     store.replace_export(export(("auth0|1", PHONE)), T0)
     during: list[list[str]] = []
 
+    listings = export(("auth0|1", None), *[(f"auth0|x{i}", PHONE) for i in range(6)], at=T1)
+    store.replace_export(
+        listings, T1, batch_size=2, on_batch=lambda _s: during.append(users_of(store))
+    )
+
+    assert during and all(seen == ["auth0|1"] for seen in during)  # nothing half-written
+    assert users_of(store) == [f"auth0|x{i}" for i in range(6)]
+
+
+def test_postgresql_changes_applied_while_the_export_is_staged_survive(
+    store: Store, engine: Engine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: an import holds the write lock, other writers wait for its commit")
+    store.replace_export(export(("auth0|1", PHONE)), T0)
+
     def meanwhile(_stats: object) -> None:
-        if not during:  # a log event and a lookup while the import reads its file
+        if len(users_of(store)) == 1:  # a log event while the import reads its file
             link = PhoneLinked("auth0|new", PHONE, "mfa", "logs", T2, "sms", True)
             store.apply([AccountSeen("auth0|new", T2), link])
-        during.append(users_of(store))
 
     listings = export(("auth0|1", None), *[(f"auth0|x{i}", PHONE) for i in range(6)], at=T1)
     store.replace_export(listings, T1, batch_size=2, on_batch=meanwhile)
 
-    assert during[0] == ["auth0|1", "auth0|new"]  # the old index, answering, plus the event
-    assert all("auth0|x0" not in seen for seen in during)  # nothing half-written is visible
     assert users_of(store) == ["auth0|new", *[f"auth0|x{i}" for i in range(6)]]
 
 

@@ -15,10 +15,13 @@ from phoneindex.changes import (
     AccountDeleted,
     AccountSeen,
     Change,
+    EnrollmentRemoved,
     MfaPhone,
     MfaPhonesReplaced,
     PhoneLinked,
     PhoneUnlinked,
+    ProfilePhone,
+    ProfilePhonesReplaced,
     RefetchRequested,
 )
 from phoneindex.store import LAST_FULL_SYNC, Store
@@ -217,22 +220,31 @@ def test_a_failing_import_changes_nothing(store: Store) -> None:
     assert users_of(store, OTHER) == []
 
 
-def test_refetch_requests_queue_until_an_mfa_read_answers_them(
-    store: Store, engine: Engine
-) -> None:
-    from sqlalchemy import select
+def queued(store: Store) -> list[str]:
+    return [t.user_id for t in store.refetch_queue()]
 
-    from phoneindex.models import account_table
 
-    store.apply([AccountSeen("auth0|1", T0), RefetchRequested("auth0|1", T1)])
-    pending = select(account_table.c.refetch_requested_at).where(
-        account_table.c.user_id == "auth0|1"
-    )
-    with engine.connect() as conn:
-        assert conn.execute(pending).scalar_one() == T1
+def test_refetch_requests_queue_until_a_whole_account_read_answers_them(store: Store) -> None:
+    mfa = AccountSeen("auth0|1", T0, multifactor=("guardian",), multifactor_last_modified=T0)
+    store.apply([mfa, RefetchRequested("auth0|1", T1)])
+    assert queued(store) == ["auth0|1"]
+    # An MFA-only read (the walk of changed `multifactor`) does not re-read the profile.
     store.apply([MfaPhonesReplaced("auth0|1", (), T2)])
-    with engine.connect() as conn:
-        assert conn.execute(pending).scalar_one() is None
+    assert queued(store) == ["auth0|1"]
+    # The user object read at T2 as well: the request is answered.
+    store.apply([mfa._replace(observed_at=T2), ProfilePhonesReplaced("auth0|1", (), T2)])
+    assert queued(store) == []
+    # A late request older than that read is answered already; a newer one queues again.
+    store.apply([RefetchRequested("auth0|1", T1 + timedelta(minutes=1))])
+    assert queued(store) == []
+    store.apply([RefetchRequested("auth0|1", T2 + timedelta(minutes=1))])
+    assert queued(store) == ["auth0|1"]
+
+
+def test_an_account_without_mfa_is_answered_by_its_user_object(store: Store) -> None:
+    store.apply([AccountSeen("auth0|1", T0), RefetchRequested("auth0|1", T1)])
+    store.apply([AccountSeen("auth0|1", T2), ProfilePhonesReplaced("auth0|1", (), T2)])
+    assert queued(store) == []
 
 
 def test_links_for_unknown_accounts_create_them(store: Store) -> None:
@@ -270,3 +282,85 @@ def test_migrations_build_the_same_schema_as_the_models(engine: Engine) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []
+
+
+# ------------------------------------------------------ user objects read whole, enrollments
+
+
+def phones_of(store: Store, user_id: str, phone: str) -> list[tuple[str, str, str | None]]:
+    """(kind, source, identity) of each link of `phone` to `user_id`."""
+    for acc in store.lookup(phone)["accounts"]:
+        if acc["user_id"] == user_id:
+            return [(p["kind"], p["source"], p["identity"]) for p in acc["phones"]]
+    return []
+
+
+LINKED = "sms|65a1b2c3d4e5f6a7b8c9d0e1"
+
+
+def test_a_user_object_read_replaces_its_profile_numbers_and_keeps_mfa(store: Store) -> None:
+    store.apply([
+        AccountSeen("auth0|1", T0),
+        PhoneLinked("auth0|1", PHONE, "profile", "export", T0),
+        PhoneLinked("auth0|1", OTHER, "passwordless", "export", T0, None, True, LINKED),
+        MfaPhonesReplaced("auth0|1", (MfaPhone("+14155550111", "sms", True),), T0),
+    ])  # fmt: skip
+    # Read at T1: the root number changed to OTHER's identity gone, a new linked identity.
+    store.apply([
+        ProfilePhonesReplaced("auth0|1", (
+            ProfilePhone("+14155550122", "profile", False),
+            ProfilePhone("+14155550133", "passwordless", True, "sms|new"),
+        ), T1),
+    ])  # fmt: skip
+
+    assert users_of(store, PHONE) == []
+    assert users_of(store, OTHER) == []
+    assert phones_of(store, "auth0|1", "+14155550122") == [("profile", "live", None)]
+    assert phones_of(store, "auth0|1", "+14155550133") == [("passwordless", "live", "sms|new")]
+    assert phones_of(store, "auth0|1", "+14155550111") == [("mfa", "authenticators", None)]
+    # The unlinks are tombstones: an older export line arriving late does not bring them back.
+    store.apply([PhoneLinked("auth0|1", PHONE, "profile", "export", T0)])
+    assert users_of(store, PHONE) == []
+
+
+def test_an_older_user_object_read_loses_to_newer_links(store: Store) -> None:
+    store.apply([PhoneLinked("auth0|1", PHONE, "passwordless", "logs", T2, None, True)])
+    store.apply([ProfilePhonesReplaced("auth0|1", (ProfilePhone(OTHER, "profile"),), T1)])
+    assert phones_of(store, "auth0|1", PHONE) == [("passwordless", "logs", None)]
+    assert phones_of(store, "auth0|1", OTHER) == [("profile", "live", None)]
+
+
+def test_an_enrollment_delete_queues_a_reread_of_its_owner(store: Store) -> None:
+    read = MfaPhone(PHONE, "sms", True, "phone|dev_AbC123")
+    store.apply([AccountSeen("auth0|1", T0), MfaPhonesReplaced("auth0|1", (read,), T0)])
+    store.apply([AccountSeen("auth0|2", T0), MfaPhonesReplaced("auth0|2", (), T0)])
+
+    stats = store.apply([EnrollmentRemoved("dev_AbC123", T1)])
+    assert (stats.refetches, stats.unknown_enrollments) == (1, 0)
+    assert queued(store) == ["auth0|1"]
+    again = store.apply([EnrollmentRemoved("phone|dev_AbC123", T1), EnrollmentRemoved("dev_x", T1)])
+    assert again.unknown_enrollments == 1
+    assert again.as_dict()["unknown_enrollments"] == 1
+    assert queued(store) == ["auth0|1"]
+
+
+def test_a_late_older_event_does_not_bring_back_what_an_import_removed(store: Store) -> None:
+    store.apply([PhoneLinked("sms|1", PHONE, "passwordless", "logs", T0, None, True)])
+    store.apply([PhoneLinked("auth0|gone", OTHER, "mfa", "logs", T0, "sms", True)])
+    # The export taken at T1 no longer has sms|1's number, nor auth0|gone at all.
+    store.replace_export(export(("sms|1", None, "passwordless")), T1)
+    assert users_of(store) == [] and users_of(store, OTHER) == []
+
+    # Log deliveries are at-least-once and unordered: the same events arrive again, late.
+    stats = store.apply([
+        PhoneLinked("sms|1", PHONE, "passwordless", "logs", T0, None, True),
+        PhoneLinked("auth0|gone", OTHER, "mfa", "logs", T0, "sms", True),
+        AccountSeen("auth0|gone", T0),
+    ])  # fmt: skip
+
+    assert users_of(store) == [] and users_of(store, OTHER) == []
+    assert store.account("auth0|gone") is None
+    assert stats.superseded == 3
+    # What happened after the export still counts.
+    store.apply([PhoneLinked("auth0|gone", OTHER, "mfa", "logs", T2, "sms", True)])
+    assert users_of(store, OTHER) == ["auth0|gone"]
