@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +31,7 @@ from phoneindex.changes import (
     mfa_key,
 )
 from phoneindex.db import truncate_wal, upsert_insert, writer
+from phoneindex.fullload import FullLoad, Listing, LoadCounts
 from phoneindex.models import EPOCH, UTCDateTime, account_table, checkpoint_table, link_table
 
 A = account_table.c
@@ -42,7 +42,6 @@ LAST_FULL_SYNC = "index.last_full_sync"
 # When the export last imported was taken: older passwordless/profile facts are superseded.
 EXPORT_SNAPSHOT = "index.export_snapshot"
 FRESHNESS_TTL = 1.0  # seconds
-IMPORT_CACHE_KIB = 131_072  # 128 MiB: an import stays well under 300 MB resident
 KIND_ORDER = {"mfa": 0, "passwordless": 1, "profile": 2}
 PROFILE_KINDS = ("passwordless", "profile")
 # A failed read of an account: not tried again before READ_RETRY_FIRST, doubling with each
@@ -159,7 +158,7 @@ class Store:
 
     def replace_export(
         self,
-        changes: Iterable[Change],
+        changes: Iterable[Listing],
         snapshot_at: datetime,
         *,
         batch_size: int = 5000,
@@ -172,17 +171,37 @@ class Store:
         If `changes` raises, nothing is written.
         """
         stats = ApplyStats()
-        with self.engine.connect() as conn, _import_cache(conn):
-            with writer(conn).begin():
-                for batch in _batched(changes, batch_size):
-                    self._apply_batch(conn, batch, stats)
-                    if on_batch is not None:
-                        on_batch(stats)
-                self._sweep(conn, snapshot_at, stats)
-                self._set_checkpoint(conn, EXPORT_SNAPSHOT, snapshot_at.astimezone(UTC).isoformat())
-                self._touch(conn)
+        with self.engine.connect() as conn:
+            load = FullLoad(conn, batch_size)
+
+            def progress() -> None:
+                stats.accounts_seen = load.accounts
+                if on_batch is not None:
+                    on_batch(stats)
+
+            try:
+                # One writer transaction: on SQLite it holds the write lock from the start, so
+                # the lease heartbeats of a long import go through it (db.held_writer).
+                with writer(conn).begin():
+                    load.create_stage()
+                    load.feed(changes, progress)
+                    counts = self._swap(conn, load, snapshot_at)
+            finally:
+                if not load.pg:
+                    with conn.begin():
+                        load.drop_stage()
+        stats.accounts_seen = counts.accounts
+        stats.links = dict(counts.links)
+        stats.accounts_removed = counts.accounts_removed
+        stats.links_removed = counts.links_removed
         truncate_wal(self.engine)  # an import rewrites most pages: don't keep a log that size
         return stats
+
+    def _swap(self, conn: Connection, load: FullLoad, snapshot_at: datetime) -> LoadCounts:
+        counts = load.swap(snapshot_at, self.clock())
+        self._set_checkpoint(conn, EXPORT_SNAPSHOT, snapshot_at.astimezone(UTC).isoformat())
+        self._touch(conn)
+        return counts
 
     def _current(self, conn: Connection, batch: list[Change], stats: ApplyStats) -> list[Change]:
         """Drop what the last export import superseded: the sweep left no tombstone to stop it.
@@ -536,19 +555,6 @@ class Store:
             )
             .values(refetch_requested_at=None, refetch_latest_at=None, updated_at=now)
         )
-
-    def _sweep(self, conn: Connection, snapshot_at: datetime, stats: ApplyStats) -> None:
-        gone = select(A.user_id).where(A.seen_at < snapshot_at)
-        removed_links = conn.execute(delete(link_table).where(L.user_id.in_(gone))).rowcount
-        stats.accounts_removed = conn.execute(
-            delete(account_table).where(A.seen_at < snapshot_at)
-        ).rowcount
-        stale = conn.execute(
-            delete(link_table).where(
-                L.kind.in_(("passwordless", "profile")), L.observed_at < snapshot_at
-            )
-        ).rowcount
-        stats.links_removed = (removed_links or 0) + (stale or 0)
 
     def _touch(self, conn: Connection) -> None:
         self._set_checkpoint(conn, LAST_UPDATE, iso(self.clock()))
@@ -940,23 +946,6 @@ def _memo(convert: Callable[[datetime], Any]) -> Callable[[datetime], Any]:
             return result
 
     return converted
-
-
-@contextmanager
-def _import_cache(conn: Connection) -> Iterator[None]:
-    """SQLite: a bigger page cache for the importing connection only (fewer b-tree misses)."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    conn.exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
-    conn.commit()  # the pragma autobegan a (read) transaction; the import begins its own
-    try:
-        yield
-    finally:
-        conn.rollback()
-        conn.exec_driver_sql(f"PRAGMA cache_size={int(before or -65536)}")
-        conn.commit()
 
 
 def _batched(items: Iterable[Change], size: int) -> Iterator[list[Change]]:

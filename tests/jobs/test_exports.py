@@ -6,10 +6,12 @@ import csv
 import gzip
 import io
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import Engine
 
 from jobs.exports import import_export
 from phoneindex.errors import ImportFileError
@@ -292,3 +294,54 @@ def test_a_csv_without_user_id_names_the_missing_column(store: Store, tmp_path: 
     assert "users.csv" in message and "no user_id column" in message
     assert "email, phone_number" in message
     assert "14155550100" not in message
+
+
+def test_the_export_path_indexes_exactly_what_the_change_path_does(
+    store: Store, engine: Engine, tmp_path: Path
+) -> None:
+    from jobs.exports import UserMapper
+
+    users = sample_users()
+    import_export(store, write(tmp_path / "u.json", ndjson(users)), observed_at=T0)
+    fast = {p: store.lookup(p) for p in _numbers(users)}
+    profiles = _profiles(engine)
+
+    mapper = UserMapper(T0, None)
+    store.replace_export([c for u in users for c in mapper.changes(u)], T0)  # type: ignore[arg-type]
+
+    assert {p: store.lookup(p) for p in _numbers(users)} == fast
+    assert _profiles(engine) == profiles
+
+
+def test_after_a_reindex_mfa_numbers_already_read_are_not_read_again(
+    store: Store, tmp_path: Path
+) -> None:
+    from phoneindex.changes import MfaPhonesReplaced, mfa_key
+
+    user = {"user_id": "auth0|1", "multifactor": ["guardian"],
+            "multifactor_last_modified": "2025-02-01T11:00:00.120Z"}  # fmt: skip
+    path = write(tmp_path / "u.json", ndjson([user]))
+    import_export(store, path, observed_at=T0)
+    key = mfa_key(("guardian",), datetime.fromisoformat("2025-02-01T11:00:00.120Z"))
+    store.apply([MfaPhonesReplaced("auth0|1", (), T0, fetched_key=key)])  # what enrich records
+
+    import_export(store, path, observed_at=T0 + timedelta(days=1))  # the next night
+
+    assert store.enrich_candidates() == []
+
+
+def _numbers(users: list[dict[str, Any]]) -> list[str]:
+    from phoneindex.numbers import to_e164_or_none
+
+    found = [to_e164_or_none(str(u.get("phone_number", ""))) for u in users]
+    return sorted({n for n in found if n})
+
+
+def _profiles(engine: Engine) -> list[Any]:
+    from sqlalchemy import select
+
+    from phoneindex.models import account_table
+
+    cols = [c for c in account_table.c if c.name != "updated_at"]
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(*cols).order_by(account_table.c.user_id))]

@@ -281,6 +281,24 @@ def test_a_failed_read_goes_to_the_back_of_the_queue_until_a_read_works(store: S
     assert store.summary()["failing_reads"] == 0
 
 
+def test_read_failures_and_queued_requests_survive_a_full_replace(store: Store) -> None:
+    store.replace_export([AccountSeen("auth0|1", T0)], T0)
+    store.apply([RefetchRequested("auth0|1", T1), RefetchRequested("auth0|1", T1, failed=True)])
+    store.apply([RefetchRequested("auth0|1", T1 + MINUTE)])  # a newer request: still unanswered
+
+    store.replace_export([AccountSeen("auth0|1", T2), AccountSeen("auth0|new", T2)], T2)
+
+    [target] = store.refetch_queue()
+    assert (target.user_id, target.refetch_requested_at, target.read_failures) == (
+        "auth0|1", T1, 1,
+    )  # fmt: skip
+    assert queued(store, due_at=T1 + 14 * MINUTE) == []  # its backoff holds
+    # Accounts the replace created take failed reads like any other.
+    store.apply([RefetchRequested("auth0|new", T2 + MINUTE, failed=True)])
+    store.apply([AccountSeen("auth0|x", T2), RefetchRequested("auth0|x", T2 + MINUTE)])
+    assert queued(store) == ["auth0|1", "auth0|x", "auth0|new"]
+
+
 def test_an_account_without_mfa_is_answered_by_its_user_object(store: Store) -> None:
     store.apply([AccountSeen("auth0|1", T0), RefetchRequested("auth0|1", T1)])
     store.apply([AccountSeen("auth0|1", T2), ProfilePhonesReplaced("auth0|1", (), T2)])
