@@ -196,6 +196,17 @@ class Store:
         self._touch(conn)
         return counts
 
+    def export_snapshot(self) -> datetime | None:
+        """When the export last imported was taken (None before the first import)."""
+        with self.engine.connect() as conn:
+            return self._export_snapshot(conn)
+
+    def _export_snapshot(self, conn: Connection) -> datetime | None:
+        raw = conn.execute(
+            select(checkpoint_table.c.value).where(checkpoint_table.c.name == EXPORT_SNAPSHOT)
+        ).scalar_one_or_none()
+        return None if raw is None else datetime.fromisoformat(raw)
+
     def _current(self, conn: Connection, batch: list[Change], stats: ApplyStats) -> list[Change]:
         """Drop what the last export import superseded: the sweep left no tombstone to stop it.
 
@@ -203,12 +214,9 @@ class Store:
         at S. A late event observed before S about those numbers, or about an account the
         import removed, would bring back what the export said is gone.
         """
-        raw = conn.execute(
-            select(checkpoint_table.c.value).where(checkpoint_table.c.name == EXPORT_SNAPSHOT)
-        ).scalar_one_or_none()
-        if raw is None:
+        snapshot = self._export_snapshot(conn)
+        if snapshot is None:
             return batch
-        snapshot = datetime.fromisoformat(raw)
         older = [c for c in batch if _is_older(c, snapshot)]
         if not older:
             return batch
