@@ -33,7 +33,7 @@ UNAUTHORIZED = "missing or wrong Authorization token"
 NOT_CONFIGURED = "the log stream is not configured here (MFA_WHOIS_LOGSTREAM_TOKEN is not set)"
 TOO_LARGE = f"the body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB"
 BUSY = "the index is busy with another writer (an import); deliver again later"
-UNREACHABLE = "the database is unreachable; deliver again later"
+UNREACHABLE = "the database could not take the batch now; deliver again later"
 
 
 def register(app: FastAPI, settings: Settings, store: Store) -> None:
@@ -60,8 +60,11 @@ def register(app: FastAPI, settings: Settings, store: Store) -> None:
             return JSONResponse({"error": str(exc)}, status_code=400)
         except Busy:
             return _retry_later(BUSY)
-        except SQLAlchemyError:
-            log.warning("log stream delivery not applied: the database did not answer")
+        except SQLAlchemyError as exc:
+            log.warning(
+                "log stream delivery not applied: the database did not take it (%s)",
+                type(exc).__name__,
+            )
             return _retry_later(UNREACHABLE)
         return JSONResponse(answer)
 

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from bot.web import create_app
 from jobs.logstream import LOCK_WAIT_S, MAX_BODY_BYTES
 from jobs.runs import Runs
-from phoneindex.db import writer
+from phoneindex.db import make_engine, writer
 from phoneindex.settings import load_settings
 from phoneindex.store import LAST_UPDATE, Store
 from tests.bot.slack_workspace import serving
@@ -405,3 +405,11 @@ def test_a_push_while_an_import_holds_the_database_is_503_then_applied_on_retry(
         assert "busy" in refused.json()["error"] and accounts(store, N1) == []
         assert post(http, batch).status_code == 200  # Auth0's retry
     assert accounts(store, N1) == [(JANE, "mfa", True)]
+
+
+def test_an_unreachable_database_is_503_so_auth0_delivers_again() -> None:
+    store = Store(make_engine("postgresql://postgres@127.0.0.1:1/mfa_whois"))
+    with hook(store) as http:
+        answer = post(http, as_array([enrolled(JANE, N1, 0)]))
+    assert answer.status_code == 503 and answer.headers["Retry-After"].isdigit()
+    assert "deliver again later" in answer.json()["error"]
