@@ -21,8 +21,9 @@ from jobs.runs import Runs
 from phoneindex.db import make_engine, writer
 from phoneindex.settings import load_settings
 from phoneindex.store import LAST_UPDATE, Store
-from tests.bot.slack_workspace import serving
+from tests.bot.slack_workspace import ADMIN, open_workspace, serving
 from tests.bot.test_cli import run
+from tests.fake_slack import visible_text
 from tests.jobs.test_logs import CLIENT, ENROLLED_SMS, SECOND_FACTOR_SMS, log_event
 
 TOKEN = "ls-7f3a9c2e1b5d4f60a8e2c9b1d3f5a7e9"
@@ -413,3 +414,14 @@ def test_an_unreachable_database_is_503_so_auth0_delivers_again() -> None:
         answer = post(http, as_array([enrolled(JANE, N1, 0)]))
     assert answer.status_code == 503 and answer.headers["Retry-After"].isdigit()
     assert "deliver again later" in answer.json()["error"]
+
+
+def test_slack_reindex_status_shows_the_last_push(store: Store) -> None:
+    with open_workspace(store, MFA_WHOIS_LOGSTREAM_TOKEN=TOKEN) as ws:
+        ws.send.command("/reindex", "status", ADMIN, response="before")
+        assert post(ws.http, as_lines([enrolled(JANE, N1, 0), login(JANE, 1)])).status_code == 200
+        ws.send.command("/reindex", "status", ADMIN, response="after")
+        before = visible_text(ws.slack.responses("before")[0])
+        after = visible_text(ws.slack.responses("after")[0])
+    assert "log-stream push" not in before
+    assert "*Last log-stream push:*" in after and "2 events, 2 changes" in after
