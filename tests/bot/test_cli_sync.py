@@ -78,7 +78,7 @@ def test_reindex_imports_the_tenant_and_reads_mfa_numbers(
     done = run(["reindex"], tmp_path, **env)
     assert done.returncode == 0, done.stderr
     assert "imported 3 accounts" in done.stdout
-    assert "MFA enrichment (1 slice): read MFA methods of 1 accounts" in done.stdout
+    assert "MFA enrichment (1 slice): read 1 accounts (0 re-read whole" in done.stdout
     assert kinds(lookup(env, tmp_path)) == {
         "auth0|jane": ["mfa"], "auth0|sam": ["profile"], "sms|abc": ["passwordless"],
     }  # fmt: skip

@@ -3,10 +3,7 @@ SQLite write lock, no audit row is lost, and supervisors get one alert and one r
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,20 +21,8 @@ from tests.bot.slack_workspace import (
     import_sample,
     open_workspace,
 )
-from tests.conftest import Clock
+from tests.conftest import Clock, write_locked
 from tests.fake_slack import visible_text
-
-
-@contextmanager
-def write_locked(path: Path) -> Iterator[None]:
-    """Hold SQLite's write lock from a second connection, as a long full import does."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    finally:
-        conn.execute("ROLLBACK")
-        conn.close()
 
 
 def no_auth0() -> Auth0Client:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from jobs.alerts import Alert, Alerts
 from phoneindex.db import open_database
 from phoneindex.store import Store
+from tests.conftest import write_locked
 
 
 class Inbox:
@@ -44,18 +42,6 @@ def test_an_undelivered_alert_is_tried_again_next_time(store: Store) -> None:
     up = Inbox()
     assert Alerts(store, up).open("index.stale", "Index stale", "no full sync for 31 h")
     assert [a.text for a in up.sent] == ["no full sync for 31 h"]
-
-
-@contextmanager
-def write_locked(db: Path) -> Iterator[None]:
-    """Another connection holds SQLite's write lock (as a long import does) around the block."""
-    other = sqlite3.connect(db, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
 
 
 def test_an_alert_is_recorded_before_it_is_sent(tmp_path: Path) -> None:

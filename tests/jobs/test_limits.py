@@ -6,26 +6,17 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from jobs.alerts import Alert, Alerts
+from jobs.alerts import Alerts
 from jobs.limits import alert_key, close_finished, limit_alert
 from phoneindex.audit import Audit
 from phoneindex.audit_trail import AuditTrail
 from phoneindex.db import open_database
 from phoneindex.store import Store
-from tests.conftest import Clock
-from tests.phoneindex.test_audit_trail import PHONE, lookup, write_locked
+from tests.conftest import Clock, write_locked
+from tests.jobs.test_alerts import Inbox
+from tests.phoneindex.test_audit_trail import PHONE, lookup
 
 ACTOR = "U0AGENT"
-
-
-class Channel:
-    """A notifier that keeps what it was sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[Alert] = []
-
-    def send(self, alert: Alert) -> None:
-        self.sent.append(alert)
 
 
 def test_a_refusal_still_waiting_to_be_written_keeps_the_incident_open(tmp_path: Path) -> None:
@@ -35,7 +26,7 @@ def test_a_refusal_still_waiting_to_be_written_keeps_the_incident_open(tmp_path:
     audit = Audit(engine, secret_key="k", clock=clock)
     # After a write the lock refused, the trail waits a minute before it tries again.
     trail = AuditTrail(audit, spool_dir=tmp_path / "spool", retry_seconds=60)
-    channel = Channel()
+    channel = Inbox()
     alerts = Alerts(Store(engine, clock=clock), channel, clock=clock)
     start = clock.now
     try:

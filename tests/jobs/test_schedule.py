@@ -40,9 +40,8 @@ from jobs.schedule import (
 from phoneindex.db import open_database
 from phoneindex.errors import ConfigError
 from phoneindex.store import Store
-from tests.conftest import Clock
+from tests.conftest import Clock, write_locked
 from tests.fake_auth0 import FakeAuth0, make_phone_method, make_user
-from tests.jobs.test_alerts import write_locked
 from tests.jobs.test_reindex import SMS_NUMBER, Env, client_for, tenant_users
 
 ROOT = Path(__file__).resolve().parents[2]

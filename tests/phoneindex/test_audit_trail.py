@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from phoneindex.audit import Allowance, Audit
 from phoneindex.audit_spool import default_spool_dir
 from phoneindex.audit_trail import AuditTrail
 from phoneindex.db import open_database
-from tests.conftest import T0, Clock
+from tests.conftest import T0, Clock, write_locked
 from tests.phoneindex.test_audit import every_stored_value
 
 PHONE = "+14155550100"
@@ -39,18 +37,6 @@ def sqlite_file(tmp_path: Path) -> Iterator[tuple[Engine, Path]]:
     engine = open_database(f"sqlite:///{path}")
     yield engine, path
     engine.dispose()
-
-
-@contextmanager
-def write_locked(path: Path) -> Iterator[None]:
-    """Hold SQLite's write lock from a second connection, as a long import does."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    finally:
-        conn.execute("ROLLBACK")
-        conn.close()
 
 
 def lookup(trail: AuditTrail, actor: str, limit: int, *, via: str = "slack") -> bool:
