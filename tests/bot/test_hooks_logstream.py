@@ -10,19 +10,23 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 from sqlalchemy import text
 
 from bot.web import create_app
+from jobs.auth0 import Auth0Client
 from jobs.logstream import LOCK_WAIT_S, MAX_BODY_BYTES
 from jobs.runs import Runs
-from phoneindex.db import make_engine, writer
+from jobs.sync import CHECKPOINT, LOG_START, sync_logs
+from phoneindex.db import make_engine, open_database, writer
 from phoneindex.settings import load_settings
 from phoneindex.store import LAST_UPDATE, Store
 from tests.bot.slack_workspace import ADMIN, open_workspace, serving
 from tests.bot.test_cli import run
+from tests.fake_auth0 import FakeAuth0, next_log_id
 from tests.fake_slack import visible_text
 from tests.jobs.test_logs import CLIENT, ENROLLED_SMS, SECOND_FACTOR_SMS, log_event
 
@@ -339,8 +343,6 @@ def test_status_shows_the_last_push_and_its_counts(store: Store) -> None:
 
 
 def test_mfa_whois_status_prints_the_last_push(tmp_path: Path) -> None:
-    from phoneindex.db import open_database
-
     url = f"sqlite:///{tmp_path / 'index.db'}"
     store = Store(open_database(url))
     before = run(["status"], tmp_path, DATABASE_URL=url)
@@ -425,3 +427,42 @@ def test_slack_reindex_status_shows_the_last_push(store: Store) -> None:
         after = visible_text(ws.slack.responses("after")[0])
     assert "log-stream push" not in before
     assert "*Last log-stream push:*" in after and "2 events, 2 changes" in after
+
+
+def test_the_pull_and_the_push_of_the_same_events_give_the_same_index(
+    store: Store, tmp_path: Path
+) -> None:
+    sapi = log_event(
+        "sapi",
+        "google-oauth2|105261262156475850461",
+        date=at(6),
+        details={
+            "request": {"method": "patch", "path": f"/api/v2/users/{quote(OMAR)}", "body": {}},
+            "response": {"statusCode": 200, "body": {}},
+        },
+    )
+    events = [
+        enrolled(JANE, N1, 0), passwordless_signup(N2, 1), code_sent(OMAR, N3, 2),
+        unenrolled(JANE, N1, 3), enrolled(JANE, N3, 4), login(JANE, 5), sapi,
+    ]  # fmt: skip
+    for event in events:
+        event["log_id"] = next_log_id()
+    pulled = Store(open_database(f"sqlite:///{tmp_path / 'pulled.db'}"), clock=store.clock)
+    with FakeAuth0(rate=100.0, burst=100) as fake:
+        fake.logs.extend(events)
+        pulled.set_checkpoint(CHECKPOINT, LOG_START)  # read from the oldest event on
+        auth0 = Auth0Client(fake.base_url, fake.client_id, fake.client_secret,
+                            audience=fake.audience, max_rps=50, sleep=lambda _: None)  # fmt: skip
+        assert sync_logs(pulled, auth0, default_region="US").events == len(events)
+    with hook(store) as http:
+        assert post(http, as_lines(events)).status_code == 200
+
+    def index(of: Store) -> list[Any]:
+        docs = [of.lookup(phone) for phone in (N1, N2, N3)]
+        refetch = [t.user_id for t in of.refetch_queue()]
+        return [[d["accounts"] for d in docs], of.summary(), refetch]
+
+    assert index(store) == index(pulled)
+    assert accounts(store, N3) == [(JANE, "mfa", True), (OMAR, "mfa", None)]
+    assert OMAR in index(store)[2]  # the Management API write queued a re-read on both paths
+    pulled.engine.dispose()
