@@ -421,9 +421,9 @@ def test_an_unreachable_database_is_503_so_auth0_delivers_again() -> None:
 def test_slack_reindex_status_shows_the_last_push(store: Store) -> None:
     with open_workspace(store, MFA_WHOIS_LOGSTREAM_TOKEN=TOKEN) as ws:
         ws.send.command("/reindex", "status", ADMIN, response="before")
+        before = visible_text(ws.slack.responses("before")[0])  # waits for it
         assert post(ws.http, as_lines([enrolled(JANE, N1, 0), login(JANE, 1)])).status_code == 200
         ws.send.command("/reindex", "status", ADMIN, response="after")
-        before = visible_text(ws.slack.responses("before")[0])
         after = visible_text(ws.slack.responses("after")[0])
     assert "log-stream push" not in before
     assert "*Last log-stream push:*" in after and "2 events, 2 changes" in after
