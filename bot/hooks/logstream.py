@@ -50,13 +50,16 @@ def register(app: FastAPI, settings: Settings, store: Store) -> None:
         if not expected:
             return _unauthorized(NOT_CONFIGURED)
         if not _authorized(request.headers.get("authorization"), expected):
+            log.info("log stream delivery refused: missing or wrong Authorization token")
             return _unauthorized(UNAUTHORIZED)
         body = await _read_capped(request, MAX_BODY_BYTES)
         if body is None:
+            log.warning("log stream delivery refused: %s", TOO_LARGE)
             return JSONResponse({"error": TOO_LARGE}, status_code=413)
         try:
             answer = await asyncio.to_thread(_receive, store, body, region)
         except BadDelivery as exc:
+            log.warning("log stream delivery refused, nothing applied: %s", exc)
             return JSONResponse({"error": str(exc)}, status_code=400)
         except Busy:
             return _retry_later(BUSY)
