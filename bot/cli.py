@@ -222,24 +222,21 @@ def import_(
     ] = None,
 ) -> None:
     """Replace the index's accounts and passwordless/profile numbers with an export file's."""
-    from jobs.exports import import_export
-    from jobs.runs import IMPORT_PREFIX
+    from jobs.reindex import import_file
 
     c = _ctx(ctx)
     if not file.is_file():
         raise ImportFileError(str(file), None, "no such file")
     observed_at, given = _observed_at(file, as_of)
-    with c.runs.exclusive("full", f"{IMPORT_PREFIX}{file.name}") as run:
-        with _progress("importing", bytes_=True) as progress:
-            result = import_export(
-                c.store,
-                file,
-                default_region=c.settings.default_region,
-                observed_at=observed_at,
-                progress=progress,
-            )
-        run.counts = result.counts() | {"as_of": iso(observed_at)}
-        run.observed_at = observed_at  # the index is as fresh as the export, not as now
+    with _progress("importing", bytes_=True) as progress:
+        result = import_file(
+            c.store,
+            c.runs,
+            file,
+            observed_at=observed_at,
+            default_region=c.settings.default_region,
+            progress=progress,
+        )
     out.print(say.import_summary(result.summary(), iso(observed_at), given), markup=False)
 
 

@@ -16,11 +16,19 @@ from jobs.alerts import Alerts
 from jobs.auth0 import Auth0Client, Auth0Error, DownloadExpired, ExportJob
 from jobs.enrich import enrich as read_mfa_numbers
 from jobs.exports import EXPORT_FIELDS, ImportResult, import_export
-from jobs.runs import AlreadyRunning, Busy, RunHandle, RunNotQueued, Runs, ShuttingDown
+from jobs.runs import (
+    IMPORT_PREFIX,
+    AlreadyRunning,
+    Busy,
+    RunHandle,
+    RunNotQueued,
+    Runs,
+    ShuttingDown,
+)
 from jobs.sync import LogPosition, hand_off, note_log_position
 from phoneindex.errors import WhoisError
 from phoneindex.settings import Settings
-from phoneindex.store import Store, utcnow
+from phoneindex.store import Store, iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +152,38 @@ def _log_position(
         # The export is still worth having; the log pull then starts as it would without one.
         log.warning("could not read the newest Auth0 log before the export (%s): no hand-off", exc)
         return None
+
+
+def import_file(
+    store: Store,
+    runs: Runs,
+    path: str | Path,
+    *,
+    observed_at: datetime,
+    default_region: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
+    """`mfa-whois import FILE`: a full sync from a file, under the writer lease kept alive.
+
+    The lease is renewed as the import goes (PostgreSQL: another process would otherwise take
+    it over after its term and write at the same time; SQLite: see Runs.renew).
+    """
+    name = Path(path).name
+    with runs.exclusive("full", f"{IMPORT_PREFIX}{name}") as run:
+        beat = _Beat(run)
+
+        def on_import(done: int, total: int) -> None:
+            beat()
+            if progress is not None:
+                progress(done, total)
+
+        result = import_export(
+            store, path, default_region=default_region, observed_at=observed_at,
+            progress=on_import,
+        )  # fmt: skip
+        run.counts = result.counts() | {"as_of": iso(observed_at)}
+        run.observed_at = observed_at  # the index is as fresh as the export, not as now
+    return result
 
 
 def _wait_for(

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from phoneindex.db import db_now, held_writer, is_busy, upsert_insert, writer
 from phoneindex.errors import WhoisError
-from phoneindex.models import lease_table, run_table
+from phoneindex.models import checkpoint_table, lease_table, run_table
 from phoneindex.store import LAST_FULL_SYNC, Store, iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -167,10 +167,21 @@ class Runs:
                 .returning(R.kind, R.requested_by)
             ).one()
             if kind == "full" and status == "succeeded":
-                self.store.set_checkpoint(LAST_FULL_SYNC, iso(observed_at or now), conn=conn)
-                source = import_file(requested_by)
-                where = f"file:{source}" if source is not None else "auth0"
-                self.store.set_checkpoint(LAST_FULL_SYNC_SOURCE, where, conn=conn)
+                self._advance_full_sync(conn, observed_at or now, requested_by)
+
+    def _advance_full_sync(self, conn: Connection, at: datetime, requested_by: str) -> None:
+        """The index's last full sync moves forward only: an older file imported after a newer
+        sync does not make the index look older (its data lost to the newer facts anyway)."""
+        current = conn.execute(
+            select(checkpoint_table.c.value).where(checkpoint_table.c.name == LAST_FULL_SYNC)
+        ).scalar_one_or_none()
+        stamp = iso(at)
+        if current is not None and stamp is not None and current > stamp:
+            return
+        self.store.set_checkpoint(LAST_FULL_SYNC, stamp, conn=conn)
+        source = import_file(requested_by)
+        where = f"file:{source}" if source is not None else "auth0"
+        self.store.set_checkpoint(LAST_FULL_SYNC_SOURCE, where, conn=conn)
 
     def get(self, run_id: int) -> dict[str, Any] | None:
         """One run as a status document fragment."""

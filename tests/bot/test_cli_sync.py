@@ -234,6 +234,26 @@ def test_import_as_of_is_shown_and_a_future_one_refused(db_url: str, tmp_path: P
     assert refused.returncode == 2 and "is in the future" in refused.stderr
 
 
+def test_an_older_file_after_a_newer_full_sync_does_not_make_the_index_look_older(
+    db_url: str, tmp_path: Path
+) -> None:
+    from tests.bot.test_cli import SAMPLE
+
+    env = {"DATABASE_URL": db_url}
+    assert (
+        run(["import", str(SAMPLE), "--as-of", "2026-11-20T08:00Z"], tmp_path, **env).returncode
+        == 0
+    )
+    renamed = tmp_path / "older.ndjson"
+    renamed.write_bytes(SAMPLE.read_bytes())
+    done = run(["import", str(renamed), "--as-of", "2026-11-10T08:00Z"], tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    status = json.loads(run(["status", "--json"], tmp_path, **env).stdout)
+    assert status["data_as_of"] == "2026-11-20T08:00:00Z"
+    assert status["data_source"] == "file:users-export.ndjson"
+    assert status["last_full_sync"]["requested_by"] == "import:older.ndjson"  # the run itself
+
+
 def _start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MFA_WHOIS", "AUTH0"))}
     full_env = {k: v for k, v in full_env.items() if not k.startswith("SLACK")}
