@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +30,7 @@ from phoneindex.changes import (
     RefetchRequested,
     mfa_key,
 )
-from phoneindex.db import truncate_wal, upsert_insert, writer
+from phoneindex.db import truncate_wal, upsert_insert, write_within, writer
 from phoneindex.fullload import FullLoad, Listing, LoadCounts
 from phoneindex.models import EPOCH, account_table, checkpoint_table, link_table
 
@@ -147,6 +147,28 @@ class Store:
                 with writer(conn).begin():
                     self._apply_batch(conn, self._current(conn, batch, stats), stats)
                     self._touch(conn)
+        return stats
+
+    def apply_at_once(
+        self,
+        changes: list[Change],
+        *,
+        lock_wait: float,
+        checkpoints: Mapping[str, str] | None = None,
+    ) -> ApplyStats:
+        """Apply all `changes` and set `checkpoints` in one transaction: all of it or nothing.
+
+        Waits at most `lock_wait` seconds for another writer's lock (a long import), then fails
+        with an error phoneindex.db.is_busy() recognises. `last_update` moves only when there
+        are changes.
+        """
+        stats = ApplyStats()
+        with self.engine.connect() as conn, write_within(conn, lock_wait):
+            if changes:
+                self._apply_batch(conn, self._current(conn, changes, stats), stats)
+                self._touch(conn)
+            for name, value in (checkpoints or {}).items():
+                self._set_checkpoint(conn, name, value)
         return stats
 
     def replace_export(
