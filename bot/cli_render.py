@@ -90,6 +90,7 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
         ("last log sync", "last_incremental_sync"),
     ):
         console.print(f"{label}: {run_line(doc.get(key))}")
+    console.print(f"last log-stream push: {push_line(doc.get('last_push'))}")
     if doc.get("data_as_of"):
         console.print(f"index data as of: {data_line(doc)}")
     running = doc.get("running")
@@ -132,6 +133,22 @@ def run_line(run: dict[str, Any] | None) -> str:
     if run.get("error"):
         line += f": {escape(run['error'])}"
     return line
+
+
+def push_line(push: dict[str, Any] | None) -> str:
+    """The last log-stream delivery: when, how many events and changes, what was not mapped."""
+    if not push:
+        return "never"
+    line = f"{_when(push.get('at'))}: {push.get('events', 0):,} events, "
+    line += f"{push.get('changes', 0):,} changes"
+    unmapped = push.get("unmapped_types") or {}
+    if unmapped:
+        ranked = sorted(unmapped.items(), key=lambda item: (-item[1], item[0]))
+        line += "; not mapped: " + ", ".join(f"{name} {n:,}" for name, n in ranked[:4])
+        line += f", +{len(ranked) - 4} more" if len(ranked) > 4 else ""
+    if push.get("bad"):
+        line += f"; {push['bad']:,} malformed events skipped"
+    return escape(line)
 
 
 def data_line(doc: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""The HTTP service (FastAPI): Slack at POST /slack/events, health at GET /healthz.
+"""The HTTP service (FastAPI): Slack at POST /slack/events, Auth0 webhooks under /hooks/auth0/
+(bot/hooks/), health at GET /healthz.
 
 Build it with `create_app(settings)`; tests pass the open index and a SlackContext of their
 own. The Slack app is an AsyncApp behind Bolt's async Starlette handler, so a slow listener
@@ -22,6 +23,7 @@ from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import hooks
 from bot.slack.app import build_app
 from bot.slack.context import SlackContext
 from jobs.runs import LAST_FULL_SYNC_SOURCE
@@ -75,6 +77,7 @@ def create_app(
     app.state.store = store
     app.state.slack = slack
     _health(app, store)
+    hooks.register(app, settings, store)
     if slack_app is not None:
         _slack(app, slack_app)
     else:

@@ -19,7 +19,7 @@ from phoneindex.changes import AccountSeen, Change, Kind, PhoneLinked, ProfilePh
 from phoneindex.errors import ImportFileError
 from phoneindex.fullload import ExportedAccount, utc_text
 from phoneindex.numbers import to_e164_or_none
-from phoneindex.store import ApplyStats, Store, utcnow
+from phoneindex.store import ApplyStats, Store, iso, utcnow
 
 # The fields a users-export job must ask for (CSV exports allow at most 30).
 EXPORT_FIELDS = (
@@ -37,6 +37,8 @@ EXPORT_FIELDS = (
     "logins_count",
 )
 _DATES = ("created_at", "last_login", "multifactor_last_modified")
+# A CSV export must have these columns: an import replaces every passwordless/profile number.
+REQUIRED_COLUMNS = ("user_id", "phone_number")
 # Column names exporters give the same data (Auth0's `export_as`, the dashboard, the User
 # Import / Export extension), matched case-insensitively -> the name the mapper reads.
 COLUMN_ALIASES = {
@@ -156,9 +158,13 @@ class ExportFile:
         except csv.Error:
             raise self._error("not a CSV header row") from None
         self.line = 1
-        if "user_id" not in header:
+        missing = [name for name in REQUIRED_COLUMNS if name not in header]
+        if missing:
+            # Without phone_number every passwordless/profile number would be swept away.
             shown = ", ".join(h for h in header[:12] if h) or "none"
-            raise self._error(f"no user_id column (columns: {shown}); export the user_id field")
+            none = ", ".join(f"no {name} column" for name in missing)
+            wanted = " and ".join(missing)
+            raise self._error(f"{none} (columns: {shown}); export the {wanted} field")
         width = len(header)
         try:
             for row in reader:
@@ -332,6 +338,13 @@ def import_export(
     users = 0
 
     with ExportFile(path) as export:
+        newer = store.export_snapshot()
+        if newer is not None and mapper.observed_at < newer:
+            raise export._error(
+                f"its data (as of {iso(mapper.observed_at)}) is older than the export already "
+                f"imported (as of {iso(newer)}) and would bring back what that one removed; "
+                "import a newer export (or give --as-of when the file is newer than it looks)"
+            )
 
         def changes() -> Iterator[ExportedAccount | PhoneLinked]:
             nonlocal users

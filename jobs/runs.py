@@ -33,6 +33,8 @@ IMPORT_PREFIX = "import:"
 _OLD_IMPORT_PREFIX = "cli:import "  # how imports were recorded before
 # Where the index's last full sync came from: "auth0", or "file:<file name>".
 LAST_FULL_SYNC_SOURCE = "index.last_full_sync_source"
+# The last log-stream delivery (POST /hooks/auth0/logs): when, and its counts, as JSON.
+LAST_PUSH = "logstream.last_push"
 
 
 class AlreadyRunning(WhoisError):
@@ -228,6 +230,7 @@ class Runs:
             "last_full_sync": self.last("full"),
             "last_enrich": self.last("enrich"),
             "last_incremental_sync": self.last("incremental"),
+            "last_push": self.last_push(),
             "running": self.running(),
             "queued": self.next_queued("full"),
             "log_checkpoint": self.store.get_checkpoint("auth0.log_checkpoint"),
@@ -238,6 +241,15 @@ class Runs:
             "data_source": self.store.get_checkpoint(LAST_FULL_SYNC_SOURCE),
         }
         return doc
+
+    def last_push(self) -> dict[str, Any] | None:
+        """The last log-stream delivery applied: `at`, its counts; None before the first."""
+        raw = self.store.get_checkpoint(LAST_PUSH)
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
 
     def _checkpoint_age(self) -> dict[str, Any]:
         """How far the log pull is known applied: `log_checkpoint_at` and its age in seconds.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,30 @@ def held_writer(engine: Engine) -> Connection | None:
 def writer(conn: Connection) -> Connection:
     """Mark a connection as a writer (SQLite: BEGIN IMMEDIATE); call before its first statement."""
     return conn.execution_options(sqlite_begin="IMMEDIATE")
+
+
+@contextmanager
+def write_within(conn: Connection, seconds: float) -> Iterator[Connection]:
+    """A write transaction that waits at most `seconds` for another writer's lock.
+
+    Longer, the first statement that needs the lock fails with an error is_busy() recognises
+    (SQLite: BEGIN IMMEDIATE under a shorter busy timeout, restored afterwards; PostgreSQL:
+    `lock_timeout` for this transaction only).
+    """
+    millis = max(int(seconds * 1000), 1)
+    if conn.dialect.name != "sqlite":
+        with conn.begin():
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {millis}")
+            yield conn
+        return
+    raw: Any = conn.connection.dbapi_connection
+    before = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+    raw.execute(f"PRAGMA busy_timeout={millis}")
+    try:
+        with writer(conn).begin():
+            yield conn
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={before}")
 
 
 def db_now(conn: Connection) -> datetime:

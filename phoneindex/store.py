@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +30,7 @@ from phoneindex.changes import (
     RefetchRequested,
     mfa_key,
 )
-from phoneindex.db import truncate_wal, upsert_insert, writer
+from phoneindex.db import truncate_wal, upsert_insert, write_within, writer
 from phoneindex.fullload import FullLoad, Listing, LoadCounts
 from phoneindex.models import EPOCH, UTCDateTime, account_table, checkpoint_table, link_table
 
@@ -156,6 +156,28 @@ class Store:
                     self._touch(conn)
         return stats
 
+    def apply_at_once(
+        self,
+        changes: list[Change],
+        *,
+        lock_wait: float,
+        checkpoints: Mapping[str, str] | None = None,
+    ) -> ApplyStats:
+        """Apply all `changes` and set `checkpoints` in one transaction: all of it or nothing.
+
+        Waits at most `lock_wait` seconds for another writer's lock (a long import), then fails
+        with an error phoneindex.db.is_busy() recognises. `last_update` moves only when there
+        are changes.
+        """
+        stats = ApplyStats()
+        with self.engine.connect() as conn, write_within(conn, lock_wait):
+            if changes:
+                self._apply_batch(conn, self._current(conn, changes, stats), stats)
+                self._touch(conn)
+            for name, value in (checkpoints or {}).items():
+                self._set_checkpoint(conn, name, value)
+        return stats
+
     def replace_export(
         self,
         changes: Iterable[Listing],
@@ -203,6 +225,17 @@ class Store:
         self._touch(conn)
         return counts
 
+    def export_snapshot(self) -> datetime | None:
+        """When the export last imported was taken (None before the first import)."""
+        with self.engine.connect() as conn:
+            return self._export_snapshot(conn)
+
+    def _export_snapshot(self, conn: Connection) -> datetime | None:
+        raw = conn.execute(
+            select(checkpoint_table.c.value).where(checkpoint_table.c.name == EXPORT_SNAPSHOT)
+        ).scalar_one_or_none()
+        return None if raw is None else datetime.fromisoformat(raw)
+
     def _current(self, conn: Connection, batch: list[Change], stats: ApplyStats) -> list[Change]:
         """Drop what the last export import superseded: the sweep left no tombstone to stop it.
 
@@ -210,12 +243,9 @@ class Store:
         at S. A late event observed before S about those numbers, or about an account the
         import removed, would bring back what the export said is gone.
         """
-        raw = conn.execute(
-            select(checkpoint_table.c.value).where(checkpoint_table.c.name == EXPORT_SNAPSHOT)
-        ).scalar_one_or_none()
-        if raw is None:
+        snapshot = self._export_snapshot(conn)
+        if snapshot is None:
             return batch
-        snapshot = datetime.fromisoformat(raw)
         older = [c for c in batch if _is_older(c, snapshot)]
         if not older:
             return batch

@@ -293,6 +293,12 @@ def runs(doc: dict[str, Any]) -> str:
         ("Last log sync", "last_incremental_sync"),
     ):
         lines.append(f"*{label}:* {run_line(doc.get(key))}")
+    push = doc.get("last_push")
+    if push:
+        lines.append(
+            f"*Last log-stream push:* {when(push.get('at'))}: {push.get('events', 0):,} events, "
+            f"{push.get('changes', 0):,} changes"
+        )
     return "\n".join(lines)
 
 

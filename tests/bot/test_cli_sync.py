@@ -234,24 +234,27 @@ def test_import_as_of_is_shown_and_a_future_one_refused(db_url: str, tmp_path: P
     assert refused.returncode == 2 and "is in the future" in refused.stderr
 
 
-def test_an_older_file_after_a_newer_full_sync_does_not_make_the_index_look_older(
+def test_an_older_file_after_a_newer_one_is_refused_and_changes_nothing(
     db_url: str, tmp_path: Path
 ) -> None:
     from tests.bot.test_cli import SAMPLE
 
     env = {"DATABASE_URL": db_url}
-    assert (
-        run(["import", str(SAMPLE), "--as-of", "2026-11-20T08:00Z"], tmp_path, **env).returncode
-        == 0
+    first = run(["import", str(SAMPLE), "--as-of", "2026-11-20T08:00Z"], tmp_path, **env)
+    assert first.returncode == 0, first.stderr
+    older = tmp_path / "older.ndjson"
+    older.write_text(
+        SAMPLE.read_text() + '{"user_id": "sms|gone", "phone_number": "+14155550199"}\n'
     )
-    renamed = tmp_path / "older.ndjson"
-    renamed.write_bytes(SAMPLE.read_bytes())
-    done = run(["import", str(renamed), "--as-of", "2026-11-10T08:00Z"], tmp_path, **env)
-    assert done.returncode == 0, done.stderr
+    done = run(["import", str(older), "--as-of", "2026-11-10T08:00Z"], tmp_path, **env)
+    assert done.returncode == 2
+    assert "older.ndjson: its data (as of 2026-11-10T08:00:00Z) is older than the export" in (
+        done.stderr
+    )
+    assert run(["lookup", "+14155550199"], tmp_path, **env).returncode == 1
     status = json.loads(run(["status", "--json"], tmp_path, **env).stdout)
     assert status["data_as_of"] == "2026-11-20T08:00:00Z"
     assert status["data_source"] == "file:users-export.ndjson"
-    assert status["last_full_sync"]["requested_by"] == "import:older.ndjson"  # the run itself
 
 
 def _start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:

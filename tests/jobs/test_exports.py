@@ -146,7 +146,7 @@ def test_truncated_gzip_names_the_file_and_changes_nothing(store: Store, tmp_pat
         ("\x00\x01binary\xff", "bad.json, line"),
         ("email,name\n'a@example.com,'A\n", "no user_id column"),
         (
-            "user_id,email\n'auth0|1,'a@example.com,extra\n",
+            "user_id,phone_number\n'auth0|1,'+14155550100,extra\n",
             "line 2: 3 values where the header has 2",
         ),
     ],
@@ -345,3 +345,30 @@ def _profiles(engine: Engine) -> list[Any]:
     cols = [c for c in account_table.c if c.name != "updated_at"]
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(select(*cols).order_by(account_table.c.user_id))]
+
+
+def test_an_export_older_than_the_last_one_imported_is_refused_and_changes_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    later = T0 + timedelta(hours=1)
+    import_export(store, write(tmp_path / "new.json", ndjson([LINKED])), observed_at=later)
+    before = store.lookup("+14155550122")
+    old = [LINKED, {"user_id": "sms|gone", "phone_number": "+14155550199"}]
+    with pytest.raises(ImportFileError) as caught:
+        import_export(store, write(tmp_path / "old.json", ndjson(old)), observed_at=T0)
+    message = str(caught.value)
+    assert message.startswith("old.json: its data (as of 2026-11-27T09:00:00Z) is older")
+    assert "(as of 2026-11-27T10:00:00Z)" in message
+    assert store.lookup("+14155550199")["accounts"] == []  # nothing came back
+    assert store.lookup("+14155550122") == before
+
+
+def test_a_csv_without_phone_number_is_refused_instead_of_emptying_the_index(
+    store: Store, tmp_path: Path
+) -> None:
+    before = _imported(store, tmp_path)
+    text = 'user_id,email\n"\'auth0|1","\'a@example.com"\n'
+    with pytest.raises(ImportFileError) as caught:
+        import_export(store, write(tmp_path / "users.csv", text))
+    assert "no phone_number column (columns: user_id, email)" in str(caught.value)
+    assert store.lookup("+14155550100") == before
