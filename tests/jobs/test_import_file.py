@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
 from jobs.reindex import import_file
-from jobs.runs import AlreadyRunning, Busy, Runs
+from jobs.runs import Runs
 from phoneindex.db import open_database
 from phoneindex.store import Store
 from tests.conftest import T0
+from tests.jobs.contender import LogSyncContender
 
 
 def test_an_import_longer_than_the_lease_is_not_taken_over(db_url: str, tmp_path: Path) -> None:
@@ -25,35 +25,21 @@ def test_an_import_longer_than_the_lease_is_not_taken_over(db_url: str, tmp_path
     runs = Runs(engine, store, lease_ttl=timedelta(seconds=2))  # real (database) time
     other_engine = open_database(db_url, busy_timeout_ms=50)  # another process, e.g. `clock`
     other = Runs(other_engine, Store(other_engine), lease_ttl=timedelta(seconds=2))
-    stop = threading.Event()
-    taken: list[float] = []  # when the contender got the lease (monotonic)
-
-    def log_syncs() -> None:  # a scheduler trying to pull logs all along
-        while not stop.is_set():
-            try:
-                with other.exclusive("incremental", "scheduler"):
-                    taken.append(time.monotonic())
-            except (AlreadyRunning, Busy):
-                pass
-            time.sleep(0.01)
-
-    contender = threading.Thread(target=log_syncs)
+    contender = LogSyncContender(other)
 
     def slow_progress(done: int, total: int) -> None:  # each batch takes 0.8 s: 3.2 s in all
-        if not contender.is_alive():
-            contender.start()
+        contender.start()
         time.sleep(0.8)
 
     try:
         result = import_file(store, runs, export, observed_at=T0, progress=slow_progress)
         ended = time.monotonic()
     finally:
-        stop.set()
-        contender.join(timeout=10)
+        contender.stop()
         other_engine.dispose()
     assert result.users == 12_000
     full = runs.last("full")
     assert full is not None and (full["status"], full["error"]) == ("succeeded", None)
     assert full["requested_by"] == "import:users.json"
-    assert all(at > ended for at in taken)  # a log sync ran only after the import
+    assert all(at > ended for at in contender.taken)  # a log sync ran only after the import
     engine.dispose()

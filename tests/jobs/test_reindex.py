@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -16,7 +15,7 @@ from jobs.auth0 import Auth0Client, Auth0Unavailable
 from jobs.exports import EXPORT_FIELDS
 from jobs.ratelimit import RetryPolicy
 from jobs.reindex import ExportFailed, ExportTimeout, FullSyncResult, full_sync, reindex
-from jobs.runs import AlreadyRunning, Busy, RunHandle, Runs
+from jobs.runs import AlreadyRunning, RunHandle, Runs
 from phoneindex.changes import PhoneLinked
 from phoneindex.db import open_database
 from phoneindex.errors import ConfigError, ImportFileError
@@ -24,6 +23,7 @@ from phoneindex.settings import Settings
 from phoneindex.store import Store, utcnow
 from tests.conftest import Clock
 from tests.fake_auth0 import FakeAuth0, make_user
+from tests.jobs.contender import LogSyncContender
 
 SMS_NUMBER = "+14155550100"
 PROFILE_NUMBER = "+442079460958"
@@ -338,23 +338,11 @@ def test_a_sqlite_import_longer_than_the_lease_is_not_taken_over(
     env.runs = Runs(engine, store, lease_ttl=timedelta(seconds=1))  # real time
     other_engine = open_database(url, busy_timeout_ms=50)  # another process, e.g. `clock`
     other = Runs(other_engine, Store(other_engine), lease_ttl=timedelta(seconds=1))
-    stop = threading.Event()
-    taken: list[float] = []  # when the contender got the lease (monotonic)
-
-    def log_syncs() -> None:  # a scheduler trying to pull logs all along
-        while not stop.is_set():
-            try:
-                with other.exclusive("incremental", "scheduler"):
-                    taken.append(time.monotonic())
-            except (AlreadyRunning, Busy):
-                pass
-            time.sleep(0.01)
-
-    contender = threading.Thread(target=log_syncs)
+    contender = LogSyncContender(other)
     imports: list[int] = []
 
     def progress(phase: str, done: int, total: int) -> None:
-        if not imports and not contender.is_alive():
+        if not imports:
             contender.start()  # from now on the full sync holds the lease
         if phase == "import":
             imports.append(done)
@@ -373,10 +361,9 @@ def test_a_sqlite_import_longer_than_the_lease_is_not_taken_over(
             progress=progress, enrich=True, enricher=enricher, poll_interval=0.01, sleep=time.sleep
         )
     finally:
-        stop.set()
-        contender.join(timeout=10)
+        contender.stop()
     full = env.runs.get(result.run_id)
     assert full is not None and full["status"] == "succeeded" and full["error"] is None
-    assert held_until and all(at > held_until[0] for at in taken)  # only after it ended
+    assert held_until and all(at > held_until[0] for at in contender.taken)  # only after it ended
     other_engine.dispose()
     engine.dispose()
