@@ -25,12 +25,13 @@ import hmac
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, select
+from sqlalchemy import ColumnElement, and_, delete, func, insert, select
 from sqlalchemy.engine import Connection, Engine
 
 from phoneindex.db import upsert_insert, writer
@@ -44,6 +45,8 @@ WINDOW = timedelta(hours=1)
 KEY_NAME = "audit.hash_key"
 REFUSED_SUFFIX = "-refused"
 HASH_HEX_CHARS = 32
+DELETE_BATCH_ROWS = 1000  # rows per retention transaction: the write lock is held briefly
+DELETE_PAUSE_SECONDS = 0.05  # between two batches, so waiting writers get the lock
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
@@ -185,9 +188,17 @@ class Audit:
     # ------------------------------------------------------------------ reading
 
     def entries(
-        self, *, since: datetime | None = None, limit: int | None = None
+        self,
+        *,
+        since: datetime | None = None,
+        limit: int | None = None,
+        actor: str | None = None,
+        phone_hash: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The audit trail newest first: at (ISO Z), actor, via, phone_hash, accounts."""
+        """The audit trail newest first: at (ISO Z), actor, via, phone_hash, accounts.
+
+        `actor` and `phone_hash` keep only that actor's rows, that number's (see phone_hash).
+        """
         query = select(C.at, C.actor, C.via, C.phone_hash, C.accounts).order_by(
             C.at.desc(), C.id.desc()
         )
@@ -195,6 +206,10 @@ class Audit:
             if since.tzinfo is None:
                 raise ValueError("since must be an aware datetime")
             query = query.where(C.at >= since)
+        if actor is not None:
+            query = query.where(C.actor == actor)
+        if phone_hash is not None:
+            query = query.where(C.phone_hash == phone_hash)
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:
@@ -209,6 +224,38 @@ class Audit:
             }
             for r in rows
         ]
+
+    # ------------------------------------------------------------------ retention
+
+    def delete_before(
+        self,
+        cutoff: datetime,
+        *,
+        batch_rows: int = DELETE_BATCH_ROWS,
+        pause: float = DELETE_PAUSE_SECONDS,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> int:
+        """Delete written rows older than `cutoff`, `batch_rows` per short transaction; how many.
+
+        Rows still waiting to be written (AuditTrail's memory or spool) are not touched: they
+        are written first, and a later pass deletes them if they are old by then.
+        """
+        if cutoff.tzinfo is None:
+            raise ValueError("cutoff must be an aware datetime")
+        if batch_rows < 1:
+            raise ValueError("batch_rows must be 1 or more")
+        oldest = select(C.id).where(C.at < cutoff).order_by(C.id).limit(batch_rows)
+        statement = delete(audit_table).where(C.id.in_(oldest.scalar_subquery()))
+        deleted = 0
+        while not should_stop():
+            with self.engine.connect() as conn:
+                with writer(conn).begin():
+                    count = conn.execute(statement).rowcount
+            deleted += count
+            if count < batch_rows:
+                break
+            time.sleep(pause)  # the lock is free: another writer's turn
+        return deleted
 
 
 def _refused(refused: bool) -> ColumnElement[bool]:
