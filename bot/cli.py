@@ -365,6 +365,7 @@ def serve(
     """The HTTP service (Slack at /slack/events, /healthz); also the scheduler by default."""
     import uvicorn
 
+    from bot.accesslog import mask_access_log
     from bot.web import create_app, slack_configured
 
     c = _ctx(ctx)
@@ -373,6 +374,7 @@ def serve(
     web = create_app(c.settings, store=c.store, slack=slack)
     err.print(say.serve_started(host, port, embedded is not None, slack is not None), markup=False)
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
+    mask_access_log()  # no phone number in the access log, e.g. from GET ...?phone=
     with _scheduler_running(embedded):
         try:
             uvicorn.run(web, host=host, port=port, log_level="warning" if quiet else "info")
