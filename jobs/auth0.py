@@ -44,6 +44,7 @@ from jobs.auth0_types import (
     base_url,
 )
 from jobs.ratelimit import Clock, Pacer, Priority, RetryPolicy, Sleep
+from phoneindex.budget import Budget, open_budget
 from phoneindex.errors import UnusableNumber
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ class Auth0Client:
         wall_clock: Clock = time.time,
         sleep: Sleep = time.sleep,
         rng: random.Random | None = None,
+        budget: Budget | None = None,
     ) -> None:
         secret = client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
         if not client_id:
@@ -129,7 +131,10 @@ class Auth0Client:
         # second at 10/s, measured in benchmarks/bench_sync.py): keep a small headroom.
         self.max_rps = max_rps
         paced = max_rps * PACING_HEADROOM
-        self._pacer = Pacer(paced, burst=burst, clock=clock, wall_clock=wall_clock, sleep=sleep)
+        self._budget = budget
+        self._pacer = Pacer(
+            paced, burst=burst, clock=clock, wall_clock=wall_clock, sleep=sleep, budget=budget
+        )
         self._retry = retry or RetryPolicy()
         self._clock = clock
         self._wall_clock = wall_clock
@@ -147,6 +152,8 @@ class Auth0Client:
         secret = settings.auth0_client_secret
         assert settings.auth0_domain and settings.auth0_client_id and secret  # checked above
         kw.setdefault("max_rps", settings.auth0_max_rps)
+        if "budget" not in kw:  # one ceiling for every process sharing the database
+            kw["budget"] = open_budget(settings.database_url)
         return cls(
             settings.auth0_domain, settings.auth0_client_id, secret, settings.auth0_audience, **kw
         )
@@ -158,8 +165,10 @@ class Auth0Client:
         )
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (and the shared budget's)."""
         self._http.close()
+        if self._budget is not None:
+            self._budget.close()
 
     def __enter__(self) -> Self:
         return self
