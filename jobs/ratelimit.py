@@ -180,10 +180,13 @@ class Pacer:
         interval = 1.0 / self._rate
         waited = 0.0
         while True:
+            # The slot is counted from when the store read its clock: the time it took to
+            # answer after that (a commit) is part of the wait, not added to it.
             slot = self._budget.reserve(interval, priority == "bulk", max_ahead=interval)
-            if slot.delay > 0:
-                self._sleep(slot.delay)
-                waited += slot.delay
+            delay = slot.delay - slot.spent
+            if delay > 0:
+                self._sleep(delay)
+                waited += delay
             if slot.granted:
                 return waited
 

@@ -55,10 +55,15 @@ class State:
 
 @dataclass(frozen=True)
 class Slot:
-    """A reservation: granted, wait `delay` seconds and send; refused, ask again after `delay`."""
+    """A reservation: granted, wait `delay` seconds and send; refused, ask again after `delay`.
+
+    `spent`: seconds between the store reading its clock and the caller getting the answer
+    (writing the state back, a commit), already gone from `delay`.
+    """
 
     granted: bool
     delay: float
+    spent: float = 0.0
 
 
 def reserve(
@@ -81,6 +86,13 @@ def held(state: State, now: float, seconds: float, bulk_only: bool) -> State:
     if bulk_only:
         return State(state.next_at, state.hold_all, max(state.hold_bulk, until))
     return State(state.next_at, max(state.hold_all, until), state.hold_bulk)
+
+
+def _spent(slot: Slot | None, read_at: float) -> Slot | None:
+    """`slot` with the time since the store's clock was read (monotonic `read_at`)."""
+    if slot is None:
+        return None
+    return Slot(slot.granted, slot.delay, time.monotonic() - read_at)
 
 
 def _sane(state: State, now: float) -> State:
@@ -155,15 +167,16 @@ class FileBudget:
                 self._file.seek(0)
                 raw = self._file.read(_STATE.size)
                 state = State(*_STATE.unpack(raw)) if len(raw) == _STATE.size else State()
+                read_at = time.monotonic()
                 after, slot = step(state, self._clock())
                 if after != state:
                     self._file.seek(0)
                     self._file.truncate()
                     self._file.write(_STATE.pack(after.next_at, after.hold_all, after.hold_bulk))
                     self._file.flush()
-                return slot
             finally:
                 self._flock(self._file.fileno(), self._un)
+        return _spent(slot, read_at)
 
     def reserve(self, interval: float, bulk: bool, max_ahead: float) -> Slot:
         slot = self._change(lambda state, now: reserve(state, now, interval, bulk, max_ahead))
@@ -205,6 +218,7 @@ class DatabaseBudget:
                 ),
                 {"name": self.name},
             ).one()
+            read_at = time.monotonic()  # the database's `now` is at most a reply's trip ago
             state = State(row.next_at, row.hold_all, row.hold_bulk)
             after, slot = step(state, row.now)
             if after != state:
@@ -220,7 +234,7 @@ class DatabaseBudget:
                         "hold_bulk": after.hold_bulk,
                     },
                 )
-            return slot
+        return _spent(slot, read_at)
 
     def reserve(self, interval: float, bulk: bool, max_ahead: float) -> Slot:
         slot = self._change(lambda state, now: reserve(state, now, interval, bulk, max_ahead))
