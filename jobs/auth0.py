@@ -43,7 +43,8 @@ from jobs.auth0_types import (
     _Token,
     base_url,
 )
-from jobs.ratelimit import Clock, Pacer, Priority, RetryPolicy, Sleep
+from jobs.ratelimit import Clock, Pacer, Priority, RateLimitSnapshot, RetryPolicy, Sleep
+from jobs.telemetry import AUTH0_LIMIT, AUTH0_REMAINING, AUTH0_REQUESTS, auth0_outcome
 from phoneindex.budget import Budget, open_budget
 from phoneindex.errors import UnusableNumber
 
@@ -86,6 +87,15 @@ _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _PER_PAGE_METHODS = 100
 _PER_PAGE_USERS = 50
 _MAX_PAGES = 20
+
+
+def _observed(seen: RateLimitSnapshot, status: int) -> None:
+    """Count one Management API answer and keep the tenant's budget as last seen (metrics)."""
+    AUTH0_REQUESTS.labels(auth0_outcome(status)).inc()
+    if seen.remaining is not None:
+        AUTH0_REMAINING.set(seen.remaining)
+    if seen.limit is not None:
+        AUTH0_LIMIT.set(seen.limit)
 
 
 # --- the client ---
@@ -381,6 +391,8 @@ class Auth0Client:
             try:
                 response = send()
             except _TRANSIENT as exc:
+                if priority is not None:
+                    AUTH0_REQUESTS.labels(auth0_outcome(None)).inc()
                 if attempt == attempts:
                     raise Auth0Unavailable(
                         method, path, reason=type(exc).__name__, attempts=attempt
@@ -390,10 +402,12 @@ class Auth0Client:
                 )
                 continue
             except httpx.HTTPError as exc:
+                if priority is not None:
+                    AUTH0_REQUESTS.labels(auth0_outcome(None)).inc()
                 raise Auth0Unavailable(method, path, reason=type(exc).__name__) from None
-            if priority is not None:
-                self._pacer.observe(response.headers)
             status = response.status_code
+            if priority is not None:
+                _observed(self._pacer.observe(response.headers), status)
             if status != 429 and status < 500:
                 return response
             self._count(rate_limited=status == 429)
