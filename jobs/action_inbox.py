@@ -100,6 +100,9 @@ class ActionInbox:
         """Parse, map and apply one event body; BadActionEvent, Busy or a database error."""
         now = self.clock()
         event = parse_event(body, now=now)
+        # Read before the write transaction: a write landing in between only makes this event's
+        # re-read decision (or the profile fields it keeps) as old as the read; the store's
+        # last-writer-wins still orders the facts themselves.
         state = self.store.account_state(event.user_id) if event.user_id else None
         mapped = event_changes(event, state, default_region=self.region)
         received = Received(event, now, mapped, ApplyStats())
@@ -126,7 +129,8 @@ class ActionInbox:
             return
         self._pruned_at = now
         try:
-            gone = seen_events.prune(self.store.engine, now - REMEMBER_FOR)
+            before = now - REMEMBER_FOR
+            gone = seen_events.prune(self.store.engine, before, lock_wait=self.lock_wait)
         except SQLAlchemyError as exc:  # tried again later; the event itself is applied
             log.info("action events: old ids not pruned now (%s)", type(exc).__name__)
             return

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection, Engine
 
-from phoneindex.db import upsert_insert, writer
+from phoneindex.db import upsert_insert, write_within
 from phoneindex.models import action_event_table
 
 E = action_event_table.c
@@ -42,9 +42,9 @@ def remember(conn: Connection, event: SeenEvent) -> bool:
     return conn.execute(stmt).first() is not None
 
 
-def prune(engine: Engine, before: datetime) -> int:
-    """Forget events received before `before`; how many were forgotten."""
-    with engine.connect() as conn, writer(conn).begin():
+def prune(engine: Engine, before: datetime, *, lock_wait: float) -> int:
+    """Forget events received before `before`; how many. Waits at most `lock_wait` s to write."""
+    with engine.connect() as conn, write_within(conn, lock_wait):
         return int(conn.execute(delete(action_event_table).where(E.received_at < before)).rowcount)
 
 
