@@ -138,7 +138,10 @@ def event_changes(
     at, user_id = event.occurred_at, seen.user_id
     mapped = MappedEvent([], withheld_numbers=mapper.unusable_numbers)
     if event.type == "user.registered":
-        mapped.changes.append(_merged(seen, event.user, state))
+        # The Action runs as the account is created: that is its creation time if not given.
+        mapped.changes.append(
+            _merged(seen._replace(created_at=seen.created_at or at), event.user, state)
+        )
         mapped.changes += _profile(user_id, phones, at, complete=not mapper.unusable_numbers)
         if seen.multifactor:
             mapped.reread = "the new account has MFA"
@@ -181,7 +184,9 @@ def _login_reread(event: ActionEvent, seen: AccountSeen, state: AccountState | N
     if phone_factor_used(event.login):
         return "the login used a phone factor"
     known = state.seen.multifactor if state is not None else ()
-    if "multifactor" in event.user and sorted(seen.multifactor) != sorted(known):
+    # An empty list is not compared: the Actions send [] when the trigger shows no list, and
+    # a factor really removed shows in the enrolled factors below.
+    if _carried(event.user, "multifactor") and sorted(seen.multifactor) != sorted(known):
         return "multifactor differs from the index"
     phone = enrolled_phone(event.login)
     indexed = state is not None and (state.mfa_numbers + state.mfa_masked) > 0
@@ -227,21 +232,29 @@ def _message(event: ActionEvent, state: AccountState | None, region: str | None)
 
 
 def _merged(seen: AccountSeen, user: Mapping[str, Any], state: AccountState | None) -> AccountSeen:
-    """`seen` with the fields the event does not carry taken from what the index knows."""
+    """`seen` with the fields the event does not carry taken from what the index knows.
+
+    A field is carried when it has a value: the Actions send every key, `null` or `[]` when
+    the user has nothing there or the trigger does not show it.
+    """
     stored = state.seen if state is not None and state.profiled else None
-    if stored is not None:
-        keep = {
-            name: getattr(stored, name)
-            for name, keys in _GIVES.items()
-            if not any(key in user for key in keys)
-        }
-        if "multifactor" in keep or sorted(seen.multifactor) == sorted(stored.multifactor):
-            # Same MFA state: keep the index's fingerprint (no needless MFA re-read).
-            keep["multifactor"] = stored.multifactor
-            if "multifactor_last_modified" not in user:
-                keep["multifactor_last_modified"] = stored.multifactor_last_modified
-        seen = seen._replace(**keep)
-    return seen
+    if stored is None:
+        return seen
+    keep = {
+        name: getattr(stored, name)
+        for name, keys in _GIVES.items()
+        if not any(_carried(user, key) for key in keys)
+    }
+    if "multifactor" in keep or sorted(seen.multifactor) == sorted(stored.multifactor):
+        # Same MFA state: keep the index's fingerprint (no needless MFA re-read).
+        keep["multifactor"] = stored.multifactor
+        if not _carried(user, "multifactor_last_modified"):
+            keep["multifactor_last_modified"] = stored.multifactor_last_modified
+    return seen._replace(**keep)
+
+
+def _carried(user: Mapping[str, Any], key: str) -> bool:
+    return user.get(key) not in (None, "", [], {})
 
 
 def _profile(

@@ -162,6 +162,20 @@ def test_a_registration_links_the_account_and_its_numbers_before_the_200(store: 
     assert queued(store) == []
 
 
+def test_a_registration_as_the_shipped_action_sends_it(store: Store) -> None:
+    user = {
+        "user_id": SMS_USER, "email": None, "name": None, "phone_number": "+1-415-555-0142",
+        "identities": [{"provider": "sms", "connection": "sms", "user_id": SMS_USER[4:],
+                        "isSocial": False, "profileData": {}}],
+        "multifactor": [],
+    }  # fmt: skip
+    with hook(store) as http:
+        assert post(http, registered(user, -1)).status_code == 200
+    [account] = store.lookup(N2)["accounts"]
+    assert account["connection"] == "sms" and account["phones"][0]["kind"] == "passwordless"
+    assert account["created_at"] == "2026-11-27T08:59:00Z"  # the registration itself
+
+
 def test_a_registration_with_mfa_queues_a_read_of_its_numbers(store: Store) -> None:
     with hook(store) as http:
         answer = post(http, registered({"user_id": OMAR, "multifactor": ["guardian"]}))
@@ -208,7 +222,11 @@ def test_a_login_that_changes_nothing_queues_nothing_and_keeps_what_it_does_not_
     store: Store,
 ) -> None:
     seed_mfa_account(store)
-    user = {"user_id": JANE, "email": "jane.doe@example.com", "multifactor": ["guardian"]}
+    # As the shipped Actions send it: every key, null where the trigger shows nothing.
+    user = {
+        "user_id": JANE, "email": "jane.doe@example.com", "name": None, "phone_number": None,
+        "identities": [], "multifactor": ["guardian"],
+    }  # fmt: skip
     with hook(store) as http:
         answer = post(
             http, login(user, 5, methods=[{"name": "pwd"}], enrolled_factors=["phone", "otp"])
@@ -219,6 +237,7 @@ def test_a_login_that_changes_nothing_queues_nothing_and_keeps_what_it_does_not_
     assert account is not None
     assert account["email"] == "jane.doe@example.com"  # refreshed from the event
     assert account["name"] == "Jane Doe" and account["created_at"] == "2025-10-23T09:00:00Z"
+    assert account["connection"] == "Username-Password-Authentication"
     assert account["last_login"] == "2026-11-27T09:05:00Z"  # the login itself
     assert links(store, N1) == [(JANE, "mfa", "sms", True, "authenticators")]
 
@@ -226,7 +245,7 @@ def test_a_login_that_changes_nothing_queues_nothing_and_keeps_what_it_does_not_
 @pytest.mark.parametrize(
     ("user", "login_fields"),
     [
-        ({"user_id": JANE, "multifactor": []}, {}),  # MFA removed
+        ({"user_id": JANE, "multifactor": ["guardian"]}, {"enrolled_factors": []}),  # removed
         ({"user_id": JANE, "multifactor": ["guardian", "duo"]}, {}),
         ({"user_id": JANE}, {"enrolled_factors": ["otp"]}),  # the phone factor is gone
         ({"user_id": JANE}, {"enrolled_factors": [{"type": "otp"}]}),

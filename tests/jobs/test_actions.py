@@ -121,3 +121,12 @@ def test_the_id_and_occurred_at_are_checked() -> None:
     with pytest.raises(BadActionEvent, match="in the future"):
         parsed("user.login", {"user_id": JANE}, occurred_at="2026-11-27T09:05:01Z")
     assert parsed("user.login", {"user_id": JANE}, occurred_at="2026-11-27T09:05:00Z")
+
+
+def test_an_empty_multifactor_list_is_not_taken_as_mfa_removed() -> None:
+    user = {"user_id": JANE, "email": None, "identities": [], "multifactor": []}
+    mapped = event_changes(parsed("user.login", user), KNOWN)
+    [account] = mapped.changes
+    assert mapped.reread is None and isinstance(account, AccountSeen)
+    assert account.multifactor == ("guardian",) and account.email == "jane@example.com"
+    assert account.connection == "db"
