@@ -115,7 +115,6 @@ def _refused(reason: str) -> JSONResponse:
 
 
 def _retry_later(reason: str) -> JSONResponse:
-    log.warning("action event not applied: %s", reason.split(";")[0])
     return JSONResponse(
         {"error": reason}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
     )
