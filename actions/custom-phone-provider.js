@@ -112,6 +112,8 @@ function whoisUser(user) {
     email: item.email ? String(item.email) : null,
     name: item.name ? String(item.name) : null,
     phone_number: item.phone_number ? String(item.phone_number) : null,
+    phone_verified: typeof item.phone_verified === "boolean" ? item.phone_verified : null,
+    created_at: item.created_at ? new Date(item.created_at).toISOString() : null,
     identities: Array.isArray(item.identities) ? item.identities.map(whoisIdentity) : [],
     multifactor: Array.isArray(item.multifactor) ? item.multifactor.map(String) : [],
   };

@@ -10,6 +10,7 @@ function user(overrides = {}) {
     email: "jane@example.com",
     name: "Jane Doe",
     phone_number: "+14155550177",
+    phone_verified: false,
     created_at: "2026-11-27T09:40:58.123Z",
     multifactor: ["guardian"],
     enrolledFactors: [{ type: "phone", options: { sms: true } }],

@@ -36,6 +36,8 @@ test("a new account is posted as user.registered, signed, in the contract's shap
         email: "jane@example.com",
         name: "Jane Doe",
         phone_number: "+14155550177",
+        phone_verified: false,
+        created_at: "2026-11-27T09:40:58.123Z",
         identities: [
           {
             provider: "auth0",
