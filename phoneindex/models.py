@@ -183,6 +183,16 @@ class AppSecret(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False)
 
 
+class ActionEvent(SQLModel, table=True):
+    """An Auth0 Action event applied recently, by a hash of its id: a replay is not applied."""
+
+    __tablename__ = "action_event"
+
+    key: str = Field(primary_key=True)  # the first 32 hex digits of SHA-256 of the event id
+    type: str  # user.registered | user.login | phone.message
+    received_at: datetime = _ts(nullable=False, index=True)
+
+
 class RequestBudget(SQLModel, table=True):
     """A request budget shared by every process (PostgreSQL; see phoneindex/budget.py).
 
@@ -204,3 +214,4 @@ checkpoint_table = Checkpoint.__table__  # type: ignore[attr-defined]
 lease_table = Lease.__table__  # type: ignore[attr-defined]
 audit_table = AuditEvent.__table__  # type: ignore[attr-defined]
 secret_table = AppSecret.__table__  # type: ignore[attr-defined]
+action_event_table = ActionEvent.__table__  # type: ignore[attr-defined]
