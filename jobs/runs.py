@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, text, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
@@ -193,6 +193,16 @@ class Runs:
         with self.engine.connect() as conn:
             row = conn.execute(select(run_table).where(R.id == run_id)).first()
         return _run_doc(row) if row else None
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Finished runs by (kind, status): succeeded and failed, since the index began."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(R.kind, R.status, func.count())
+                .where(R.status.in_(("succeeded", "failed")))
+                .group_by(R.kind, R.status)
+            ).all()
+        return {(str(kind), str(status)): int(n) for kind, status, n in rows}
 
     def last(self, kind: str, *, finished: bool = True) -> dict[str, Any] | None:
         """The latest run of a kind (finished ones only by default)."""

@@ -193,6 +193,20 @@ class ActionEvent(SQLModel, table=True):
     received_at: datetime = _ts(nullable=False, index=True)
 
 
+class RequestBudget(SQLModel, table=True):
+    """A request budget shared by every process (PostgreSQL; see phoneindex/budget.py).
+
+    Times are seconds on the database's clock (epoch): the next free slot and the holds.
+    """
+
+    __tablename__ = "request_budget"
+
+    name: str = Field(primary_key=True)
+    next_at: float = 0.0
+    hold_all: float = 0.0
+    hold_bulk: float = 0.0
+
+
 account_table = Account.__table__  # type: ignore[attr-defined]
 link_table = PhoneLink.__table__  # type: ignore[attr-defined]
 run_table = SyncRun.__table__  # type: ignore[attr-defined]
