@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,20 +19,19 @@ import pytest
 
 from bot import cli, cli_render
 from bot.slack import ids, texts
+from bot.web import create_app
 from jobs.auth0 import Auth0Client
 from phoneindex.db import open_database
 from phoneindex.numbers import to_e164_or_none
+from phoneindex.settings import load_settings
 from phoneindex.store import Store
-from tests.bot.slack_workspace import AGENT, SAMPLE, STRANGER, buttons, open_workspace
-from tests.bot.test_hooks_logstream import (
-    JANE,
-    as_array,
-    code_sent,
-    enrolled,
-    hook,
-    passwordless_signup,
-    post,
-)
+from tests.bot.slack_workspace import AGENT, SAMPLE, STRANGER, buttons, open_workspace, serving
+from tests.bot.test_hooks_action import SECRET as ACTION_SECRET
+from tests.bot.test_hooks_action import message, registered
+from tests.bot.test_hooks_action import post as post_action
+from tests.bot.test_hooks_logstream import JANE, as_array, code_sent, enrolled, passwordless_signup
+from tests.bot.test_hooks_logstream import TOKEN as LOGSTREAM_TOKEN
+from tests.bot.test_hooks_logstream import post as post_logs
 from tests.fake_auth0 import FakeAuth0, make_user
 
 SHARED = "+14155550100"  # three accounts in the sample export
@@ -41,7 +41,9 @@ MFA = "+14155550142"  # enrolled through the log stream
 PASSWORDLESS = "+16505550123"  # signed up through the log stream
 TYPO = "+13105550177"  # typed inside text that is not a number
 UNKNOWN = "+447700900999"  # nowhere: Search live finds nothing
-USED = {SHARED, UK, NEW, MFA, PASSWORDLESS, TYPO, UNKNOWN}
+REGISTERED = "+17205550133"  # a registration posted by the Action
+MESSAGED = "+13035550166"  # a phone message posted by the Action
+USED = {SHARED, UK, NEW, MFA, PASSWORDLESS, TYPO, UNKNOWN, REGISTERED, MESSAGED}
 
 
 def sample_numbers() -> set[str]:
@@ -182,18 +184,44 @@ def slack(s: Session, store: Store, tenant: FakeAuth0) -> None:
     client.close()
 
 
-def log_stream(s: Session, store: Store) -> None:
-    """Deliveries with numbers: applied, malformed, with a wrong token, unmatched."""
+def hooks(s: Session, store: Store) -> None:
+    """Log-stream deliveries and Action events with numbers (applied, malformed, unsigned),
+    health and metrics."""
     events = [enrolled(JANE, MFA, 1), code_sent(JANE, MFA, 2), passwordless_signup(PASSWORDLESS, 3)]
-    with hook(store) as http:
+    user = {"user_id": "auth0|77aa00bb11cc22dd33ee44ff", "phone_number": REGISTERED}
+    now = int(time.time())  # the Action signature window is the server's clock
+    settings = load_settings(
+        database_url=store.engine.url.render_as_string(hide_password=False),
+        MFA_WHOIS_LOGSTREAM_TOKEN=LOGSTREAM_TOKEN,
+        MFA_WHOIS_ACTION_SECRET=ACTION_SECRET,
+    )
+    with serving(create_app(settings, store=store)) as http:
         answers = [
-            post(http, as_array(events)),
-            post(http, b'[{"log_id": "1", "data": {"phone_number": "' + PASSWORDLESS.encode()),
-            post(http, as_array(events), auth="Bearer wrong"),
-            post(http, json.dumps({"data": {"details": {"to": MFA}}}).encode()),
+            post_logs(http, as_array(events)),
+            post_logs(http, b'[{"log_id": "1", "data": {"phone_number": "' + MFA.encode()),
+            post_logs(http, as_array(events), auth="Bearer wrong"),
+            post_logs(http, json.dumps({"data": {"details": {"to": MFA}}}).encode()),
+            post_action(http, registered(user, 5), stamp=now),
+            post_action(http, message(user["user_id"], MESSAGED, "sms", "enroll", 6), stamp=now),
+            post_action(http, message(None, MESSAGED, "voice", "challenge", 7), stamp=now),
+            post_action(http, message(user["user_id"], MESSAGED, "sms", "enroll"), sign="v1=00"),
+            post_action(http, b'{"id": "x", "phone": {"number": "' + MESSAGED.encode(), stamp=now),
             http.get("/healthz", params={"phone": SHARED}),
+            http.get("/metrics"),
         ]
-    assert [a.status_code for a in answers] == [200, 400, 401, 200, 200]
+    assert [a.status_code for a in answers] == [
+        200,
+        400,
+        401,
+        200,
+        200,
+        200,
+        200,
+        401,
+        400,
+        200,
+        200,
+    ]
     for answer in answers:
         s.show(f"{answer.request.url.path} {answer.status_code}", answer.text)
 
@@ -214,10 +242,11 @@ def test_no_number_leaks_anywhere_but_to_the_asker(
     command_line(s, mfa_whois, tenant)
     store = Store(open_database(environment))
     slack(s, store, tenant)
-    log_stream(s, store)
+    hooks(s, store)
     store.engine.dispose()
     # What supervisors and operators read.
-    assert mfa_whois("lookup", PASSWORDLESS, "--json", answer=True) == 0  # the stream's number
+    for number in (PASSWORDLESS, REGISTERED, MESSAGED):  # numbers the hooks brought in
+        assert mfa_whois("lookup", number, "--json", answer=True) == 0
     for args in (["status"], ["status", "--json"], ["audit"], ["audit", "--phone", SHARED]):
         assert mfa_whois(*args) == 0
     assert mfa_whois("audit", "--phone", "call me") == 2
@@ -238,7 +267,7 @@ def test_no_number_leaks_anywhere_but_to_the_asker(
     assert leaks == []
     # The scan can fail: the askers were shown these numbers, and there was plenty to scan.
     shown = "\n".join(s.answers)
-    for number in (SHARED, UK, NEW, UNKNOWN, PASSWORDLESS):
+    for number in (SHARED, UK, NEW, UNKNOWN, PASSWORDLESS, REGISTERED, MESSAGED):
         assert number in shown
     assert len(caplog.records) > 100
     assert any(r.levelno == logging.DEBUG for r in caplog.records)
