@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from jobs.alerts import Alerts, LoggingNotifier
 from jobs.auth0 import Auth0Client
@@ -17,10 +19,11 @@ from jobs.schedule import Deps
 from phoneindex.audit import Audit
 from phoneindex.audit_spool import Row
 from phoneindex.audit_trail import AuditTrail
+from phoneindex.db import is_busy, open_database
 from phoneindex.settings import load_settings
 from phoneindex.store import Store
 from tests.bot.test_cli import run
-from tests.conftest import Clock
+from tests.conftest import Clock, write_locked
 
 PHONE = "+14155550100"
 
@@ -139,3 +142,21 @@ def test_a_bad_retention_fails_at_start_with_one_line(value: str, tmp_path: Path
     assert done.returncode == 2
     assert done.stderr.startswith("mfa-whois: error: MFA_WHOIS_AUDIT_RETENTION_DAYS: ")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_long_write_lock_makes_it_give_up_quickly_and_retry_later(
+    tmp_path: Path, clock: Clock
+) -> None:
+    path = tmp_path / "index.db"
+    engine = open_database(f"sqlite:///{path}")
+    audit = Audit(engine, secret_key="k", clock=clock)
+    record_aged(audit, clock, "old", 100)
+    cutoff = clock() - timedelta(days=90)
+    with write_locked(path):  # an import holds SQLite's write lock
+        started = time.monotonic()
+        with pytest.raises(OperationalError) as busy:
+            audit.delete_before(cutoff, lock_wait=0.2)
+        assert is_busy(busy.value) and time.monotonic() - started < 3
+    assert actors(audit) == ["old"]
+    assert audit.delete_before(cutoff, lock_wait=0.2) == 1
+    engine.dispose()
