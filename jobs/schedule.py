@@ -509,12 +509,9 @@ def build_scheduler(settings: Settings, deps: Deps, *, blocking: bool) -> BaseSc
     add(queued_runs_job, JOB_QUEUE, _every(QUEUE_EVERY), QUEUE_EVERY)
     add(limit_recovery_job, JOB_LIMITS, _every(LIMITS_EVERY), LIMITS_EVERY)
     retention = _every(RETENTION_EVERY)
-    add(audit_retention_job, JOB_RETENTION, retention, RETENTION_EVERY, next_run_time=_now())
+    now = datetime.now(UTC)
+    add(audit_retention_job, JOB_RETENTION, retention, RETENTION_EVERY, next_run_time=now)
     return scheduler
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _every(interval: timedelta) -> IntervalTrigger:
