@@ -365,6 +365,7 @@ def serve(
     """The HTTP service (Slack at /slack/events, /healthz); also the scheduler by default."""
     import uvicorn
 
+    from bot.accesslog import mask_access_log
     from bot.web import create_app, slack_configured
 
     c = _ctx(ctx)
@@ -373,6 +374,7 @@ def serve(
     web = create_app(c.settings, store=c.store, slack=slack)
     err.print(say.serve_started(host, port, embedded is not None, slack is not None), markup=False)
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
+    mask_access_log()  # no phone number in the access log, e.g. from GET ...?phone=
     with _scheduler_running(embedded):
         try:
             uvicorn.run(web, host=host, port=port, log_level="warning" if quiet else "info")
@@ -487,16 +489,26 @@ def audit(
     since: Annotated[
         str | None, typer.Option(help="Only entries at or after this ISO date or time (UTC).")
     ] = None,
+    actor: Annotated[
+        str | None, typer.Option(help="Only lookups by this actor (Slack user id, key name...).")
+    ] = None,
+    phone: Annotated[
+        str | None,
+        typer.Option(help="Only lookups of this number (typed any way; matched by its hash)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """The lookup audit trail, newest first (keyed hashes of numbers, never the numbers)."""
     c = _ctx(ctx)
-    entries = c.audit().entries(since=_since(since))
+    trail = c.audit()
+    # Parsed like a lookup, then hashed with the trail's key: the query never holds the number.
+    hashed = None if phone is None else trail.phone_hash(to_e164(phone, c.settings.default_region))
+    entries = trail.entries(since=_since(since), actor=actor, phone_hash=hashed)
     if as_json:
         for entry in entries:
             print(json.dumps(entry))
     else:
-        say.print_audit(out, entries, since)
+        say.print_audit(out, entries, since, actor=actor, number=phone is not None)
 
 
 def _since(text: str | None) -> datetime | None:

@@ -243,10 +243,20 @@ def socket_started(scheduler: bool) -> str:
     )
 
 
-def print_audit(console: Console, entries: list[dict[str, Any]], since: str | None) -> None:
-    """The audit trail for a person at a terminal, newest first."""
+def print_audit(
+    console: Console,
+    entries: list[dict[str, Any]],
+    since: str | None,
+    *,
+    actor: str | None = None,
+    number: bool = False,
+) -> None:
+    """The audit trail for a person at a terminal, newest first (filtered as asked)."""
     if not entries:
-        console.print("no lookups recorded" + (f" since {escape(since)}" if since else ""))
+        which = " of that number" if number else ""
+        which += f" by {escape(actor)}" if actor is not None else ""
+        which += f" since {escape(since)}" if since else ""
+        console.print("no lookups recorded" + which)
         return
     for entry in entries:
         count = entry["accounts"]

@@ -39,6 +39,7 @@ from jobs.reindex import (
     alerting,
     full_sync,
 )
+from jobs.retention import JOB_RETENTION, RETENTION_EVERY, audit_retention_job
 from jobs.runs import AlreadyRunning, Busy, Queued, RunNotQueued, Runs, ShuttingDown
 from jobs.sync import SyncResult, sync_logs
 from phoneindex.db import is_busy, open_database
@@ -479,7 +480,13 @@ def build_scheduler(settings: Settings, deps: Deps, *, blocking: bool) -> BaseSc
     kind = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = kind(timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=5)})
 
-    def add(func: Callable[[Deps], None], job_id: str, trigger: Any, grace: timedelta) -> None:
+    def add(
+        func: Callable[[Deps], None],
+        job_id: str,
+        trigger: Any,
+        grace: timedelta,
+        **first: datetime,  # next_run_time: also run once at start
+    ) -> None:
         scheduler.add_job(
             func,
             trigger,
@@ -490,6 +497,7 @@ def build_scheduler(settings: Settings, deps: Deps, *, blocking: bool) -> BaseSc
             max_instances=1,
             coalesce=True,
             misfire_grace_time=int(grace.total_seconds()),
+            **first,
         )
 
     add(full_sync_job, JOB_FULL, full, FULL_SYNC_GRACE)
@@ -500,6 +508,9 @@ def build_scheduler(settings: Settings, deps: Deps, *, blocking: bool) -> BaseSc
     add(stale_check_job, JOB_STALE, _every(STALE_EVERY), STALE_EVERY)
     add(queued_runs_job, JOB_QUEUE, _every(QUEUE_EVERY), QUEUE_EVERY)
     add(limit_recovery_job, JOB_LIMITS, _every(LIMITS_EVERY), LIMITS_EVERY)
+    retention = _every(RETENTION_EVERY)
+    now = datetime.now(UTC)
+    add(audit_retention_job, JOB_RETENTION, retention, RETENTION_EVERY, next_run_time=now)
     return scheduler
 
 

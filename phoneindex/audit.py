@@ -9,6 +9,9 @@ else a random 32-byte key generated once and kept in `app_secret` ("audit.hash_k
 the database, it sits next to the hashes; set MFA_WHOIS_SECRET_KEY to keep them apart. Changing
 the key makes later hashes unrelated to earlier ones.
 
+Rows older than MFA_WHOIS_AUDIT_RETENTION_DAYS are deleted by the scheduler's audit-retention
+job (jobs/retention.py) through `delete_before`, a thousand rows per short transaction.
+
 How callers use it: surfaces go through phoneindex.audit_trail.AuditTrail, which decides the
 hourly limit from the rows written here plus the rows it still holds, and writes rows behind the
 answer. The limit counts an actor's lookups in the sliding last hour, over every `via` (a live
@@ -25,15 +28,16 @@ import hmac
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, select
+from sqlalchemy import ColumnElement, and_, delete, func, insert, select
 from sqlalchemy.engine import Connection, Engine
 
-from phoneindex.db import upsert_insert, writer
+from phoneindex.db import upsert_insert, write_within, writer
 from phoneindex.models import audit_table, secret_table
 from phoneindex.store import iso, utcnow
 
@@ -44,6 +48,9 @@ WINDOW = timedelta(hours=1)
 KEY_NAME = "audit.hash_key"
 REFUSED_SUFFIX = "-refused"
 HASH_HEX_CHARS = 32
+DELETE_BATCH_ROWS = 1000  # rows per retention transaction: the write lock is held briefly
+DELETE_PAUSE_SECONDS = 0.05  # between two batches, so waiting writers get the lock
+DELETE_LOCK_WAIT_SECONDS = 5.0  # SQLite: longer, another writer (an import) has it; try later
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
@@ -185,9 +192,17 @@ class Audit:
     # ------------------------------------------------------------------ reading
 
     def entries(
-        self, *, since: datetime | None = None, limit: int | None = None
+        self,
+        *,
+        since: datetime | None = None,
+        limit: int | None = None,
+        actor: str | None = None,
+        phone_hash: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The audit trail newest first: at (ISO Z), actor, via, phone_hash, accounts."""
+        """The audit trail newest first: at (ISO Z), actor, via, phone_hash, accounts.
+
+        `actor` and `phone_hash` keep only that actor's rows, that number's (see phone_hash).
+        """
         query = select(C.at, C.actor, C.via, C.phone_hash, C.accounts).order_by(
             C.at.desc(), C.id.desc()
         )
@@ -195,6 +210,10 @@ class Audit:
             if since.tzinfo is None:
                 raise ValueError("since must be an aware datetime")
             query = query.where(C.at >= since)
+        if actor is not None:
+            query = query.where(C.actor == actor)
+        if phone_hash is not None:
+            query = query.where(C.phone_hash == phone_hash)
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:
@@ -209,6 +228,40 @@ class Audit:
             }
             for r in rows
         ]
+
+    # ------------------------------------------------------------------ retention
+
+    def delete_before(
+        self,
+        cutoff: datetime,
+        *,
+        batch_rows: int = DELETE_BATCH_ROWS,
+        pause: float = DELETE_PAUSE_SECONDS,
+        lock_wait: float = DELETE_LOCK_WAIT_SECONDS,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> int:
+        """Delete written rows older than `cutoff`, `batch_rows` per short transaction; how many.
+
+        Rows still waiting to be written (AuditTrail's memory or spool) are not touched: they
+        are written first, and a later pass deletes them if they are old by then. A writer
+        holding the lock longer than `lock_wait` fails it with an error is_busy() recognises.
+        """
+        if cutoff.tzinfo is None:
+            raise ValueError("cutoff must be an aware datetime")
+        if batch_rows < 1:
+            raise ValueError("batch_rows must be 1 or more")
+        # Oldest first along the `at` index: no sort of the whole backlog per batch.
+        oldest = select(C.id).where(C.at < cutoff).order_by(C.at).limit(batch_rows)
+        statement = delete(audit_table).where(C.id.in_(oldest.scalar_subquery()))
+        deleted = 0
+        while not should_stop():
+            with self.engine.connect() as conn, write_within(conn, lock_wait):
+                count = conn.execute(statement).rowcount
+            deleted += count
+            if count < batch_rows:
+                break
+            time.sleep(pause)  # the lock is free: another writer's turn
+        return deleted
 
 
 def _refused(refused: bool) -> ColumnElement[bool]:

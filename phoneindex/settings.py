@@ -21,6 +21,7 @@ _ALIASES = {
     "auth0_max_rps": "MFA_WHOIS_AUTH0_MAX_RPS",
     "agent_lookups_per_hour": "MFA_WHOIS_AGENT_LOOKUPS_PER_HOUR",
     "secret_key": "MFA_WHOIS_SECRET_KEY",
+    "audit_retention_days": "MFA_WHOIS_AUDIT_RETENTION_DAYS",
 }
 
 
@@ -66,6 +67,7 @@ class Settings(BaseSettings):
     auth0_max_rps: float = Field(2, gt=0, alias="MFA_WHOIS_AUTH0_MAX_RPS")
     agent_lookups_per_hour: int = Field(120, ge=0, alias="MFA_WHOIS_AGENT_LOOKUPS_PER_HOUR")
     secret_key: SecretStr | None = Field(None, alias="MFA_WHOIS_SECRET_KEY")
+    audit_retention_days: int = Field(90, ge=1, alias="MFA_WHOIS_AUDIT_RETENTION_DAYS")
 
     @field_validator("database_url")
     @classmethod

@@ -39,11 +39,14 @@ def web_client(settings: Settings) -> AsyncWebClient:
 def build_app(ctx: SlackContext, *, client: AsyncWebClient | None = None) -> AsyncApp:
     """The Slack app with every listener registered; request verification always on."""
     secret = ctx.settings.slack_signing_secret
-    for name in ("slack_bolt", "slack_sdk"):
-        logger = logging.getLogger(name)
+    # Bolt gives each logger it makes the root logger's level, unless it is handed a logger:
+    # then they copy that one's level (and filters), so a DEBUG root cannot bring bodies back.
+    bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
+    for logger in (logging.getLogger("slack_bolt"), logging.getLogger("slack_sdk"), bolt_logger):
         logger.setLevel(max(logger.getEffectiveLevel(), _QUIET_AT_LEAST))
-    logging.getLogger("slack_bolt.AsyncApp").addFilter(_not_token_skipped)
+    bolt_logger.addFilter(_not_token_skipped)
     app = AsyncApp(
+        logger=bolt_logger,
         client=client or web_client(ctx.settings),
         # Empty in Socket Mode (no HTTP requests to verify); HTTP requests then all fail (401).
         signing_secret=secret.get_secret_value() if secret else "",

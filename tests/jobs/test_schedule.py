@@ -84,6 +84,7 @@ def test_every_job_is_registered_with_its_trigger(deps: Deps) -> None:
         "stale-check",
         "queued-runs",
         "limit-recovery",
+        "audit-retention",
     }
 
     cron = jobs["full-sync"].trigger
@@ -101,7 +102,11 @@ def test_every_job_is_registered_with_its_trigger(deps: Deps) -> None:
         "stale-check": timedelta(minutes=15),
         "queued-runs": timedelta(seconds=5),
         "limit-recovery": timedelta(minutes=1),
+        "audit-retention": timedelta(days=1),
     }
+    # Audit retention also runs once as soon as the scheduler starts, then daily.
+    first = jobs["audit-retention"].next_run_time
+    assert abs(first - datetime.now(UTC)) < timedelta(minutes=1)
     for job in jobs.values():
         assert job.max_instances == 1 and job.coalesce is True
         assert job.args == (deps,)
