@@ -160,11 +160,10 @@ class _RateColumn(ProgressColumn):
 
 
 def notifier(settings: Settings) -> Notifier:
-    """Where alerts go: SLACK_ALERT_CHANNEL when Slack is configured, else the log."""
-    from bot.slack.notifier import SlackNotifier
-    from jobs.alerts import LoggingNotifier
+    """Where alerts go: SLACK_ALERT_CHANNEL and/or TEAMS_ALERT_WEBHOOK_URL, else the log."""
+    from bot.notifiers import notifier as configured
 
-    return SlackNotifier.from_settings(settings) or LoggingNotifier()
+    return configured(settings)
 
 
 @contextmanager
