@@ -139,7 +139,7 @@ async def _reply(ctx: TeamsContext, turn: Turn) -> dict[str, Any]:
     command, _, rest = clean(str(turn.activity.get("text") or "")).partition(" ")
     word = command.lower()
     if word in REINDEX_WORDS:
-        return await _reindex(ctx, user_id, rest)
+        return await _reindex(ctx, turn, user_id, rest)
     if word in HELP:
         raise HelpAsked()
     text = rest if word in WHOIS_WORDS else f"{command} {rest}".strip()
@@ -147,7 +147,7 @@ async def _reply(ctx: TeamsContext, turn: Turn) -> dict[str, Any]:
     return answer_message(answer)
 
 
-async def _reindex(ctx: TeamsContext, user_id: str, rest: str) -> dict[str, Any]:
+async def _reindex(ctx: TeamsContext, turn: Turn, user_id: str, rest: str) -> dict[str, Any]:
     asker = ctx.asker(user_id)
     ctx.answers.require_admin(asker)
     request = rest.strip().lower()
@@ -155,7 +155,9 @@ async def _reindex(ctx: TeamsContext, user_id: str, rest: str) -> dict[str, Any]
         return render.status(await asyncio.to_thread(ctx.answers.run_status, asker))
     if request:
         return render.message(texts.REINDEX_USAGE)
-    return render.reindex(await asyncio.to_thread(ctx.answers.queue_full_sync, asker))
+    queued = await asyncio.to_thread(ctx.answers.queue_full_sync, asker)
+    ctx.reporter.watch(int(queued.run["id"]), (turn.service_url, turn.conversation_id))
+    return render.reindex(queued)
 
 
 def answer_message(answer: WhoisAnswer) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from bot.answers import Answers, Asker, Roles
 from bot.teams.auth import BotFrameworkAuth
 from bot.teams.connector import Connector
 from bot.teams.notifier import WorkflowsNotifier
+from bot.teams.reindex import RunReporter
 from jobs.alerts import Alerts
 from jobs.auth0 import Auth0Client
 from jobs.runs import Runs
@@ -56,6 +57,7 @@ class TeamsContext:
     roles: Roles
     auth: BotFrameworkAuth
     connector: Connector
+    reporter: RunReporter
     owns_answers: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -81,6 +83,7 @@ class TeamsContext:
         auth0: Callable[[], Auth0Client] | None = None,
         spool_dir: Path | None = None,
         http: Callable[[], httpx.AsyncClient] | None = None,
+        poll_seconds: float = 5.0,
     ) -> TeamsContext:
         """Wire the Teams pieces; `answers` shared with Slack when both run in one process."""
         if not teams_configured(settings):
@@ -107,7 +110,8 @@ class TeamsContext:
             login_url=settings.teams_login_url,
             http=http() if http else None,
         )
-        return cls(settings, answers, teams_roles(settings), auth, connector, owns)
+        reporter = RunReporter(answers.runs, store, connector, poll_seconds=poll_seconds)
+        return cls(settings, answers, teams_roles(settings), auth, connector, reporter, owns)
 
     def asker(self, object_id: str) -> Asker:
         """A Teams user (Entra object id) as the shared answers know them."""
@@ -122,6 +126,7 @@ class TeamsContext:
         """Finish background replies; close the HTTP clients (and the answers if ours)."""
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=15)
+        await self.reporter.aclose()
         await self.auth.aclose()
         await self.connector.aclose()
         if self.owns_answers:

@@ -185,13 +185,31 @@ def reindex_queued(run: dict[str, Any]) -> str:
     """A full sync was queued for this admin."""
     return (
         f"✅ Full sync #{run['id']} is queued; the scheduler starts it within seconds. "
-        "`reindex status` shows how it goes."
+        "I will message you when it ends; `reindex status` shows how it goes."
     )
 
 
 def reindex_pending(run: dict[str, Any]) -> str:
     """A full sync was already queued or running."""
-    return f"⏳ A full sync is already {run['status']} (#{run['id']})."
+    return (
+        f"⏳ A full sync is already {run['status']} (#{run['id']}). "
+        "I will message you when it ends."
+    )
+
+
+def run_report(run: dict[str, Any], summary: dict[str, Any]) -> str:
+    """How a full sync that an admin asked for ended (the error is in `reindex status`)."""
+    if run["status"] == "succeeded":
+        numbers = summary.get("numbers", {})
+        return (
+            f"✅ Full sync #{run['id']} succeeded. The index now holds "
+            f"{plural(int(summary.get('accounts', 0)), 'account')} and "
+            f"{plural(sum(int(n) for n in numbers.values()), 'number')}."
+        )
+    return (
+        f"❌ Full sync #{run['id']} failed. The index is unchanged; supervisors get an alert, "
+        "and `mfa-whois status` shows the error."
+    )
 
 
 def run_line(label: str, run: dict[str, Any] | None) -> str:

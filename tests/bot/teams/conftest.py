@@ -3,7 +3,7 @@ Framework around it (keys, token endpoint, connector, Workflows webhook), the sh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +15,7 @@ from bot.teams.context import TeamsContext
 from bot.teams.notifier import WorkflowsNotifier
 from bot.web import create_app
 from jobs.alerts import Alerts
+from jobs.auth0 import Auth0Client
 from phoneindex.settings import Settings, load_settings
 from phoneindex.store import Store
 from tests.bot.slack_workspace import import_sample, serving
@@ -69,12 +70,14 @@ def teams(store: Store) -> Iterator[Tenant]:
 
 
 @contextmanager
-def open_tenant(store: Store, **overrides: Any) -> Iterator[Tenant]:
+def open_tenant(
+    store: Store, *, auth0: Callable[[], Auth0Client] | None = None, **overrides: Any
+) -> Iterator[Tenant]:
     """The app under test, served in-process, with the Bot Framework faked around it."""
     with FakeTeams() as fake:
         settings = teams_settings(fake, store, **overrides)
         notifier = WorkflowsNotifier.from_settings(settings)
         alerts = Alerts(store, notifier, clock=store.clock)
-        ctx = TeamsContext.build(settings, store, alerts=alerts)
+        ctx = TeamsContext.build(settings, store, alerts=alerts, auth0=auth0, poll_seconds=0.05)
         with serving(create_app(settings, store=store, teams=ctx)) as http:
             yield Tenant(fake, ctx, http)
