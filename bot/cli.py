@@ -42,6 +42,7 @@ from phoneindex.store import Store, iso
 
 if TYPE_CHECKING:
     from bot.slack.context import SlackContext
+    from bot.teams.context import TeamsContext
     from jobs.alerts import Notifier
     from jobs.schedule import Deps
     from phoneindex.audit import Audit
@@ -364,13 +365,17 @@ def serve(
     """The HTTP service (Slack at /slack/events, /healthz); also the scheduler by default."""
     import uvicorn
 
+    from bot.teams.context import teams_configured
     from bot.web import create_app, slack_configured
 
     c = _ctx(ctx)
+    on_teams = teams_configured(c.settings)  # half-configured Teams stops here, in one line
     embedded = _embedded(c, wanted=not no_scheduler)
     slack = _slack_context(c, embedded) if slack_configured(c.settings) else None
-    web = create_app(c.settings, store=c.store, slack=slack)
-    err.print(say.serve_started(host, port, embedded is not None, slack is not None), markup=False)
+    teams = _teams_context(c, embedded, slack) if on_teams else None
+    web = create_app(c.settings, store=c.store, slack=slack, teams=teams)
+    started = say.serve_started(host, port, embedded is not None, slack is not None, on_teams)
+    err.print(started, markup=False)
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
     with _scheduler_running(embedded):
         try:
@@ -455,6 +460,27 @@ def _slack_context(c: Context, embedded: _Embedded | None) -> SlackContext:
         # and ends over-limit incidents knowing the refusals still waiting to be written
         deps.recent_refusal = slack.answers.trail.recent_refusal
     return slack
+
+
+def _teams_context(
+    c: Context, embedded: _Embedded | None, slack: SlackContext | None
+) -> TeamsContext:
+    """The Teams pieces, sharing this process's answers (with Slack), runs, alerts and Auth0."""
+    from bot.teams.context import TeamsContext
+    from jobs.alerts import Alerts
+
+    deps = embedded.deps if embedded else None
+    teams = TeamsContext.build(
+        c.settings,
+        c.store,
+        answers=slack.answers if slack else None,
+        runs=c.runs,
+        alerts=deps.alerts if deps else Alerts(c.store, notifier(c.settings)),
+        auth0=deps.client if deps else None,
+    )
+    if deps is not None and slack is None:  # over-limit incidents end knowing Teams' refusals
+        deps.recent_refusal = teams.answers.trail.recent_refusal
+    return teams
 
 
 @contextmanager

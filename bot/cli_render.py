@@ -207,11 +207,12 @@ def clock_started(settings: Any) -> str:
     )
 
 
-def serve_started(host: str, port: int, scheduler: bool, slack: bool) -> str:
+def serve_started(host: str, port: int, scheduler: bool, slack: bool, teams: bool = False) -> str:
     """What `mfa-whois serve` says when it starts."""
     parts = [
         f"mfa-whois serve: http://{host}:{port}",
         "Slack at /slack/events" if slack else "Slack off (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)",
+        "Teams at /api/messages" if teams else "Teams off (TEAMS_APP_ID, TEAMS_APP_PASSWORD, ...)",
         "scheduler on" if scheduler else "scheduler off",
     ]
     return "; ".join(parts) + "; Ctrl-C or SIGTERM stops it"

@@ -24,10 +24,12 @@ from slack_bolt.async_app import AsyncApp
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import hooks
+from bot.notifiers import notifier
 from bot.slack.app import build_app
 from bot.slack.context import SlackContext
 from bot.teams import routes as teams_routes
 from bot.teams.context import TeamsContext, teams_configured
+from jobs.alerts import Alerts
 from jobs.runs import LAST_FULL_SYNC_SOURCE
 from phoneindex.db import make_engine, ping
 from phoneindex.errors import ConfigError, DatabaseError, UnusableNumber, WhoisError
@@ -70,7 +72,8 @@ def create_app(
         slack_app = build_app(slack)
     if teams is None and teams_configured(settings):
         shared = slack.answers if slack is not None else None
-        teams = TeamsContext.build(settings, store, answers=shared)
+        alerts = None if shared else Alerts(store, notifier(settings), clock=store.clock)
+        teams = TeamsContext.build(settings, store, answers=shared, alerts=alerts)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
