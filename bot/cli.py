@@ -541,6 +541,28 @@ def _parse_time(text: str, option: str) -> datetime:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+@app.command("teams-package")
+def teams_package(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Option(help="The service's public https URL.")],
+    zip_path: Annotated[Path, typer.Option("--out", help="Where to write the zip.")] = Path(
+        "mfa-whois-teams.zip"
+    ),
+) -> None:
+    """Write the Teams app package (manifest with TEAMS_APP_ID and URL filled in, icons)."""
+    from bot.teams.package import public_host, write_package
+
+    settings = _ctx(ctx).settings
+    settings.require("teams_app_id")
+    assert settings.teams_app_id is not None
+    try:
+        public_host(url)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--url'") from None
+    written = write_package(zip_path, settings.teams_app_id, url)
+    out.print(say.teams_package_written(str(written), url), markup=False)
+
+
 @app.command()
 def status(
     ctx: typer.Context,

@@ -218,6 +218,14 @@ def serve_started(host: str, port: int, scheduler: bool, slack: bool, teams: boo
     return "; ".join(parts) + "; Ctrl-C or SIGTERM stops it"
 
 
+def teams_package_written(path: str, url: str) -> str:
+    """What `mfa-whois teams-package` says when the zip is written."""
+    return (
+        f"wrote {path}: upload it in the Teams Developer Portal or admin center; the bot's "
+        f"messaging endpoint is {url.rstrip('/')}/api/messages"
+    )
+
+
 def socket_started(scheduler: bool) -> str:
     """What `mfa-whois socket` says when it starts."""
     return (
