@@ -79,7 +79,8 @@ class Turn:
             id=str(activity["id"]) if activity.get("id") else None,
             service_url=str(activity["serviceUrl"]),
             conversation_id=str(conversation["id"]),
-            conversation_type=str(conversation.get("conversationType") or "personal"),
+            # No type: not known to be personal, so no account data.
+            conversation_type=str(conversation.get("conversationType") or "unknown"),
             tenant_id=str(tenant) if tenant else None,
             user_id=str(sender["aadObjectId"]) if sender.get("aadObjectId") else None,
         )

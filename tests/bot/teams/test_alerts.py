@@ -14,6 +14,7 @@ from phoneindex.db import open_database
 from phoneindex.settings import load_settings
 from phoneindex.store import Store
 from tests.bot.slack_workspace import ALERTS, workspace_settings
+from tests.bot.teams.cards import MAX_WORKFLOW_POST, valid_card
 from tests.fake_slack import FakeSlack, visible_text
 from tests.fake_teams import FakeTeams, texts_of
 
@@ -36,8 +37,7 @@ def test_a_workflows_alert_is_a_message_with_one_adaptive_card(store: Store) -> 
     assert set(failure.body) == {"type", "attachments"} and failure.body["type"] == "message"
     [attachment] = failure.body["attachments"]
     assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
-    card = attachment["content"]
-    assert card["type"] == "AdaptiveCard" and card["version"] == "1.5"
+    card = valid_card(attachment["content"], MAX_WORKFLOW_POST)
     words = list(texts_of(card))
     assert words[0] == "🚨 Odd number +1 ••• ••• 0100"
     assert words[1] == "Auth0 sent +1 ••• ••• 0100 *bold*"  # a text run: shown as typed

@@ -11,6 +11,7 @@ from jobs.auth0 import Auth0Client
 from jobs.schedule import Deps, queued_runs_job
 from phoneindex.store import Store
 from tests.bot.slack_workspace import SHARED, SHARED_IDS, import_sample
+from tests.bot.teams.cards import valid_card
 from tests.bot.teams.conftest import ADMIN, AGENT, STRANGER, Tenant, open_tenant
 from tests.bot.teams.test_whois import actions, ask, card_of, seen
 from tests.bot.test_slack_live import JOHN
@@ -85,7 +86,7 @@ def test_verify_live_says_checking_then_replaces_the_card(live: Tenant) -> None:
 
     clicked = live.post(card_action(live.fake, user=AGENT, verb=verb, data=data))
     assert clicked.status_code == 200
-    assert "Checking with Auth0" in "\n".join(texts_of(clicked.json()["value"]))
+    assert "Checking with Auth0" in "\n".join(texts_of(valid_card(clicked.json()["value"])))
 
     update = live.fake.activities(2)[1]
     assert update.method == "PUT"

@@ -97,14 +97,15 @@ def test_other_routes_are_not_behind_the_bot_framework_check(teams: Tenant) -> N
 def test_the_bot_token_comes_from_teams_settings_not_generic_variables(
     teams: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    teams.post(activity(teams.fake, text="help", user=AGENT))
-    teams.fake.activities(1)
+    for n in range(3):
+        teams.post(activity(teams.fake, text="help", user=AGENT))
+        teams.fake.activities(n + 1)
 
-    [request] = teams.fake.token_requests
+    [request] = teams.fake.token_requests  # one token for all three replies
     assert request["client_id"] == APP_ID and request["client_secret"] == APP_PASSWORD
     assert request["scope"] == "https://api.botframework.com/.default"
-    [reply] = teams.fake.activities(1)
-    assert reply.headers["authorization"] == f"Bearer {BOT_TOKEN}"
+    for reply in teams.fake.activities(3):
+        assert reply.headers["authorization"] == f"Bearer {BOT_TOKEN}"
 
 
 def test_generic_client_id_tenant_id_in_the_environment_are_ignored(
