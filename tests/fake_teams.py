@@ -41,6 +41,7 @@ class Posted:
     path: str
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    at: float = field(default_factory=time.perf_counter)  # when it arrived
 
 
 def _key() -> tuple[rsa.RSAPrivateKey, dict[str, Any]]:
@@ -59,6 +60,7 @@ class FakeTeams:
         self.posted: list[Posted] = []
         self.token_requests: list[dict[str, str]] = []
         self.webhook_status = 202
+        self.connector_failures: list[int] = []  # statuses the connector answers first
         self._ids = itertools.count(1)
         self._cond = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
@@ -96,6 +98,12 @@ class FakeTeams:
     @property
     def webhook_url(self) -> str:
         return self.base_url + "/workflow?sig=secret-signature"
+
+    def roll_key(self) -> None:
+        """Sign with a new key from now on, published next to the old one (as Microsoft does)."""
+        self.private, jwk = _key()
+        self.kid = f"test-key-{len(self.jwks) + 1}"
+        self.jwks.append(jwk | {"kid": self.kid, "use": "sig", "endorsements": ["msteams"]})
 
     # ------------------------------------------------------------------ tokens
 
@@ -198,6 +206,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if headers.get("authorization") != f"Bearer {BOT_TOKEN}":
             self._send(401)
+            return
+        if self.teams.connector_failures:
+            status = self.teams.connector_failures.pop(0)
+            self.send_response(status)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         self.teams.record(item)
         self._send(200 if method == "PUT" else 201, {"id": self.teams.next_id()})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 SCOPE = "https://api.botframework.com/.default"
 TIMEOUT = httpx.Timeout(10.0)
 EARLY_SECONDS = 300  # a token is renewed this long before it expires
+ATTEMPTS = 3
+RETRIED = frozenset({429, 502, 503, 504})
+MAX_WAIT_SECONDS = 5.0  # a reply later than this is no answer to a waiting agent
 
 
 class ConnectorError(WhoisError):
@@ -42,8 +45,10 @@ class Connector:
         login_url: str,
         http: httpx.AsyncClient | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.app_id = app_id
+        self._sleep = sleep
         self._password = password
         self.token_url = f"{login_url.rstrip('/')}/{quote(tenant_id)}/oauth2/v2.0/token"
         self._http = http or httpx.AsyncClient(timeout=TIMEOUT)
@@ -69,16 +74,22 @@ class Connector:
         await self._call("PUT", url, activity | {"id": activity_id})
 
     async def _call(self, method: str, url: str, activity: dict[str, Any]) -> dict[str, Any]:
-        for attempt in (1, 2):
-            headers = {"Authorization": f"Bearer {await self._bot_token(renew=attempt == 2)}"}
+        renew = False
+        for attempt in range(1, ATTEMPTS + 1):
+            headers = {"Authorization": f"Bearer {await self._bot_token(renew=renew)}"}
             try:
                 response = await self._http.request(method, url, json=activity, headers=headers)
             except httpx.HTTPError as exc:
                 raise ConnectorError(f"Teams is unreachable: {type(exc).__name__}") from None
-            if response.status_code == 401 and attempt == 1:
-                continue  # the token may have been revoked early: one fresh token, once
-            if response.status_code >= 300:
-                raise ConnectorError(f"Teams answered {response.status_code} for {method}")
+            status = response.status_code
+            if attempt < ATTEMPTS and (status == 401 and not renew or status in RETRIED):
+                # 401: the token may have been revoked early (one fresh token, once);
+                # 429/5xx: Teams asks us to slow down or is briefly unwell.
+                renew = status == 401
+                await self._sleep(0 if renew else _retry_after(response, attempt))
+                continue
+            if status >= 300:
+                raise ConnectorError(f"Teams answered {status} for {method}")
             try:
                 body = response.json() if response.content else {}
             except ValueError:
@@ -120,6 +131,15 @@ class Connector:
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._http.aclose()
+
+
+def _retry_after(response: httpx.Response, attempt: int) -> float:
+    """Seconds to wait before trying again: Retry-After when given, else 1 s, 2 s, ..."""
+    try:
+        wait = float(response.headers.get("retry-after", attempt))
+    except ValueError:
+        wait = float(attempt)
+    return min(max(wait, 0.0), MAX_WAIT_SECONDS)
 
 
 def _conversation(service_url: str, conversation_id: str) -> str:

@@ -4,6 +4,7 @@ connector; built once per process, from TEAMS_* settings only (never generic CLI
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,7 @@ class TeamsContext:
         spool_dir: Path | None = None,
         http: Callable[[], httpx.AsyncClient] | None = None,
         poll_seconds: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> TeamsContext:
         """Wire the Teams pieces; `answers` shared with Slack when both run in one process."""
         if not teams_configured(settings):
@@ -102,6 +104,7 @@ class TeamsContext:
             metadata_url=settings.teams_openid_metadata_url,
             issuer=settings.teams_token_issuer,
             http=http() if http else None,
+            monotonic=monotonic,
         )
         connector = Connector(
             app_id=settings.teams_app_id,

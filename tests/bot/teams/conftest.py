@@ -3,6 +3,7 @@ Framework around it (keys, token endpoint, connector, Workflows webhook), the sh
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,13 +72,19 @@ def teams(store: Store) -> Iterator[Tenant]:
 
 @contextmanager
 def open_tenant(
-    store: Store, *, auth0: Callable[[], Auth0Client] | None = None, **overrides: Any
+    store: Store,
+    *,
+    auth0: Callable[[], Auth0Client] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    **overrides: Any,
 ) -> Iterator[Tenant]:
     """The app under test, served in-process, with the Bot Framework faked around it."""
     with FakeTeams() as fake:
         settings = teams_settings(fake, store, **overrides)
         notifier = WorkflowsNotifier.from_settings(settings)
         alerts = Alerts(store, notifier, clock=store.clock)
-        ctx = TeamsContext.build(settings, store, alerts=alerts, auth0=auth0, poll_seconds=0.05)
+        ctx = TeamsContext.build(
+            settings, store, alerts=alerts, auth0=auth0, poll_seconds=0.05, monotonic=monotonic
+        )
         with serving(create_app(settings, store=store, teams=ctx)) as http:
             yield Tenant(fake, ctx, http)

@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bot.teams.context import teams_configured
 from phoneindex.errors import ConfigError
 from phoneindex.settings import load_settings
-from tests.bot.teams.conftest import AGENT, Tenant
+from phoneindex.store import Store
+from tests.bot.teams.conftest import AGENT, Tenant, open_tenant
 from tests.fake_teams import APP_ID, APP_PASSWORD, BOT_TOKEN, TENANT, activity
 
 
@@ -145,3 +146,25 @@ def test_defaults_are_the_public_cloud() -> None:
     assert settings.teams_token_issuer == "https://api.botframework.com"
     assert settings.teams_login_url == "https://login.microsoftonline.com"
     assert settings.teams_agents == frozenset() and settings.teams_admins == frozenset()
+
+
+def test_a_reply_is_retried_when_teams_asks_to_slow_down(teams: Tenant) -> None:
+    teams.fake.connector_failures[:] = [429, 503]
+    teams.post(activity(teams.fake, text="help", user=AGENT))
+
+    [reply] = teams.fake.activities(1)
+    assert reply.body["text"].startswith("**Usage:**")
+    assert teams.fake.connector_failures == []
+
+
+def test_rolled_signing_keys_are_fetched_again_at_most_every_five_minutes(store: Store) -> None:
+    now = [1000.0]
+    with open_tenant(store, monotonic=lambda: now[0]) as teams:
+        message = activity(teams.fake, text="help", user=AGENT)
+        assert teams.post(message).status_code == 200
+        teams.fake.roll_key()
+        fresh = teams.fake.token()
+        now[0] += 60  # a token with an unknown key a minute later: not worth a fetch yet
+        assert teams.post(message, fresh).status_code == 401
+        now[0] += 250  # over five minutes since the last fetch: the keys are read again
+        assert teams.post(message, fresh).status_code == 200
