@@ -23,7 +23,7 @@ from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import hooks
+from bot import hooks, metrics
 from bot.notifiers import notifier
 from bot.slack.app import build_app
 from bot.slack.context import SlackContext
@@ -91,6 +91,7 @@ def create_app(
     app.state.teams = teams
     _health(app, store)
     hooks.register(app, settings, store)
+    metrics.register(app, store)
     if slack_app is not None:
         _slack(app, slack_app)
     else:
