@@ -108,7 +108,22 @@ async def handle(ctx: TeamsContext, activity: dict[str, Any]) -> Outcome:
         return Outcome(later=lambda: _answer_message(ctx, turn))
     if turn.type == "invoke" and activity.get("name") == INVOKE_CARD_ACTION:
         return await _card_action(ctx, turn)
+    if turn.type == "conversationUpdate" and _bot_added(ctx, turn):
+        return Outcome(later=lambda: _welcome(ctx, turn))
     return Outcome()
+
+
+def _bot_added(ctx: TeamsContext, turn: Turn) -> bool:
+    """Whether this update says the bot itself was just added to a personal chat of our tenant."""
+    added = turn.activity.get("membersAdded") or []
+    bot_ids = {f"28:{ctx.app_id}", ctx.app_id}
+    ours = turn.tenant_id == ctx.tenant_id and turn.conversation_type == "personal"
+    return ours and any(isinstance(m, dict) and m.get("id") in bot_ids for m in added)
+
+
+async def _welcome(ctx: TeamsContext, turn: Turn) -> None:
+    """Greet a user who installed the bot with how to use it."""
+    await send(ctx, turn, render.message(texts.welcome(ctx.settings.default_region)))
 
 
 def _gate(ctx: TeamsContext, turn: Turn) -> str:

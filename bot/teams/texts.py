@@ -65,6 +65,11 @@ SOURCES = {
 }
 
 
+def welcome(region: str) -> str:
+    """The first message in a personal chat, when the bot is added."""
+    return "👋 I tell you which Auth0 accounts a phone number belongs to.\n\n" + usage(region)
+
+
 def usage(region: str, reason: str | None = None) -> str:
     """The usage hint, after why the input was not usable (if it was not)."""
     hint = USAGE.format(region=region)

@@ -4,6 +4,7 @@ the reply as the fake connector receives it."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -182,3 +183,18 @@ def test_card_actions_refuse_outsiders_and_odd_values(many: Tenant) -> None:
         assert body["type"] == "application/vnd.microsoft.activity.message"
         assert "@example.com" not in json.dumps(body)
     assert many.audit() == []
+
+
+def test_installing_the_bot_in_a_personal_chat_says_how_to_use_it(teams: Tenant) -> None:
+    someone = activity(teams.fake, user=AGENT, type="conversationUpdate")
+    someone["membersAdded"] = [{"id": "29:someone-else"}]
+    assert teams.post(someone).status_code == 200
+    update = activity(teams.fake, user=AGENT, type="conversationUpdate")
+    update["membersAdded"] = [{"id": f"28:{APP_ID}"}]
+    assert teams.post(update).status_code == 200
+
+    [welcome] = teams.fake.activities(1)
+    assert "which Auth0 accounts a phone number belongs to" in welcome.body["text"]
+    assert "`whois NUMBER`" in welcome.body["text"]
+    time.sleep(0.2)
+    assert len(teams.fake.connector_calls()) == 1  # only the bot's own arrival is greeted
