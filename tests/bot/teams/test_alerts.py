@@ -84,3 +84,17 @@ def test_the_webhook_url_is_a_secret_never_shown() -> None:
     settings = load_settings(teams_alert_webhook_url="https://x.example/workflow?sig=s3cr3t")
     assert "s3cr3t" not in repr(settings) and "s3cr3t" not in repr(notifier(settings))
     assert notifier(load_settings()).__class__.__name__ == "LoggingNotifier"
+
+
+def test_a_fan_out_that_no_channel_took_is_retried(store: Store) -> None:
+    with FakeSlack() as slack, FakeTeams() as teams:
+        both = workspace_settings(slack, store, teams_alert_webhook_url=teams.webhook_url)
+        alerts = Alerts(store, notifier(both))
+        slack.fail("chat.postMessage", "channel_not_found")
+        teams.webhook_status = 500
+        assert alerts.open("sync.full", "Full sync failed", "Run 1 failed.") is False
+        assert not alerts.is_open("sync.full")
+        teams.webhook_status = 202
+        assert alerts.open("sync.full", "Full sync failed", "Run 2 failed.") is True
+        delivered = teams.alerts(2)[1]
+    assert "Run 2 failed." in list(texts_of(delivered.body["attachments"][0]["content"]))
