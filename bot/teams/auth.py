@@ -126,4 +126,5 @@ def _bearer(authorization: str | None) -> str:
 
 
 def _norm(url: object) -> str:
-    return str(url or "").strip().rstrip("/").lower()
+    """A service URL for comparison: only a trailing slash may differ."""
+    return str(url or "").rstrip("/")

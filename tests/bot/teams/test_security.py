@@ -36,6 +36,7 @@ BAD_TOKENS = {
     "wrong issuer": lambda t: t.fake.token(iss="https://evil.example"),
     "wrong serviceurl": lambda t: t.fake.token(service_url="https://attacker.example/"),
     "no serviceurl": lambda t: t.fake.token(serviceurl=None),
+    "other path serviceurl": lambda t: t.fake.token(service_url=t.fake.base_url + "/Teams/"),
     "no expiry": lambda t: t.fake.token(exp=None),
     "HS256": lambda t: jwt.encode(
         {
@@ -83,6 +84,11 @@ def test_a_valid_token_within_the_clock_skew_is_accepted(teams: Tenant) -> None:
 
     assert answer.status_code == 200
     assert teams.fake.activities(1)
+
+
+def test_a_serviceurl_claim_may_differ_by_a_trailing_slash_only(teams: Tenant) -> None:
+    token = teams.fake.token(service_url=teams.fake.service_url.rstrip("/"))
+    assert teams.post(activity(teams.fake, text="help", user=AGENT), token).status_code == 200
 
 
 def test_a_key_not_endorsed_for_teams_is_refused(teams: Tenant) -> None:
