@@ -33,7 +33,10 @@ def register(app: FastAPI, ctx: TeamsContext) -> None:
         authorization = request.headers.get("authorization")
         if not authorization:
             return _refused("no bearer token")
-        activity = await _activity(request)
+        try:
+            activity = await _activity(request)
+        except _TooLarge:
+            return JSONResponse({"error": "the activity is too large"}, status_code=413)
         if activity is None:
             return JSONResponse({"error": "not a Bot Framework activity"}, status_code=400)
         try:
@@ -54,17 +57,21 @@ def register(app: FastAPI, ctx: TeamsContext) -> None:
 
 
 async def _activity(request: Request) -> dict[str, Any] | None:
-    """The JSON activity, at most MAX_BODY bytes; None when it is not one."""
+    """The JSON activity, at most MAX_BODY bytes (else _TooLarge); None when it is not one."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY:
-            return None
+            raise _TooLarge()
     try:
         parsed = json.loads(body)
     except ValueError:
         return None
     return parsed if isinstance(parsed, dict) else None
+
+
+class _TooLarge(Exception):
+    """A body over MAX_BODY (413)."""
 
 
 def _refused(reason: str) -> Response:

@@ -97,6 +97,15 @@ def test_a_key_not_endorsed_for_teams_is_refused(teams: Tenant) -> None:
     assert answer.status_code == 401
 
 
+def test_oversized_or_malformed_activities_do_no_work(teams: Tenant) -> None:
+    big = activity(teams.fake, text="whois " + "1" * 300_000, user=AGENT)
+    assert teams.post(big).status_code == 413
+    headers = {"Authorization": f"Bearer {teams.fake.token()}"}
+    assert teams.http.post("/api/messages", content=b"[1]", headers=headers).status_code == 400
+    time.sleep(0.2)
+    assert teams.fake.connector_calls() == [] and teams.audit() == []
+
+
 def test_other_routes_are_not_behind_the_bot_framework_check(teams: Tenant) -> None:
     assert teams.http.get("/healthz").status_code == 200
 
