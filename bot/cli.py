@@ -42,6 +42,7 @@ from phoneindex.store import Store, iso
 
 if TYPE_CHECKING:
     from bot.slack.context import SlackContext
+    from bot.teams.context import TeamsContext
     from jobs.alerts import Notifier
     from jobs.schedule import Deps
     from phoneindex.audit import Audit
@@ -160,11 +161,10 @@ class _RateColumn(ProgressColumn):
 
 
 def notifier(settings: Settings) -> Notifier:
-    """Where alerts go: SLACK_ALERT_CHANNEL when Slack is configured, else the log."""
-    from bot.slack.notifier import SlackNotifier
-    from jobs.alerts import LoggingNotifier
+    """Where alerts go: SLACK_ALERT_CHANNEL and/or TEAMS_ALERT_WEBHOOK_URL, else the log."""
+    from bot.notifiers import notifier as configured
 
-    return SlackNotifier.from_settings(settings) or LoggingNotifier()
+    return configured(settings)
 
 
 @contextmanager
@@ -366,13 +366,17 @@ def serve(
     import uvicorn
 
     from bot.accesslog import mask_access_log
+    from bot.teams.context import teams_configured
     from bot.web import create_app, slack_configured
 
     c = _ctx(ctx)
+    on_teams = teams_configured(c.settings)  # half-configured Teams stops here, in one line
     embedded = _embedded(c, wanted=not no_scheduler)
     slack = _slack_context(c, embedded) if slack_configured(c.settings) else None
-    web = create_app(c.settings, store=c.store, slack=slack)
-    err.print(say.serve_started(host, port, embedded is not None, slack is not None), markup=False)
+    teams = _teams_context(c, embedded, slack) if on_teams else None
+    web = create_app(c.settings, store=c.store, slack=slack, teams=teams)
+    started = say.serve_started(host, port, embedded is not None, slack is not None, on_teams)
+    err.print(started, markup=False)
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
     mask_access_log()  # no phone number in the access log, e.g. from GET ...?phone=
     with _scheduler_running(embedded):
@@ -460,6 +464,27 @@ def _slack_context(c: Context, embedded: _Embedded | None) -> SlackContext:
     return slack
 
 
+def _teams_context(
+    c: Context, embedded: _Embedded | None, slack: SlackContext | None
+) -> TeamsContext:
+    """The Teams pieces, sharing this process's answers (with Slack), runs, alerts and Auth0."""
+    from bot.teams.context import TeamsContext
+    from jobs.alerts import Alerts
+
+    deps = embedded.deps if embedded else None
+    teams = TeamsContext.build(
+        c.settings,
+        c.store,
+        answers=slack.answers if slack else None,
+        runs=c.runs,
+        alerts=deps.alerts if deps else Alerts(c.store, notifier(c.settings)),
+        auth0=deps.client if deps else None,
+    )
+    if deps is not None and slack is None:  # over-limit incidents end knowing Teams' refusals
+        deps.recent_refusal = teams.answers.trail.recent_refusal
+    return teams
+
+
 @contextmanager
 def _scheduler_running(embedded: _Embedded | None) -> Iterator[None]:
     """Run the scheduler (if any) around the block; stop it cleanly afterwards.
@@ -526,6 +551,28 @@ def _parse_time(text: str, option: str) -> datetime:
             param_hint=f"'{option}'",
         ) from None
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@app.command("teams-package")
+def teams_package(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Option(help="The service's public https URL.")],
+    zip_path: Annotated[Path, typer.Option("--out", help="Where to write the zip.")] = Path(
+        "mfa-whois-teams.zip"
+    ),
+) -> None:
+    """Write the Teams app package (manifest with TEAMS_APP_ID and URL filled in, icons)."""
+    from bot.teams.package import public_host, write_package
+
+    settings = _ctx(ctx).settings
+    settings.require("teams_app_id")
+    assert settings.teams_app_id is not None
+    try:
+        public_host(url)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--url'") from None
+    written = write_package(zip_path, settings.teams_app_id, url)
+    out.print(say.teams_package_written(str(written), url), markup=False)
 
 
 @app.command()

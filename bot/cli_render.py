@@ -225,14 +225,23 @@ def clock_started(settings: Any) -> str:
     )
 
 
-def serve_started(host: str, port: int, scheduler: bool, slack: bool) -> str:
+def serve_started(host: str, port: int, scheduler: bool, slack: bool, teams: bool = False) -> str:
     """What `mfa-whois serve` says when it starts."""
     parts = [
         f"mfa-whois serve: http://{host}:{port}",
         "Slack at /slack/events" if slack else "Slack off (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)",
+        "Teams at /api/messages" if teams else "Teams off (TEAMS_APP_ID, TEAMS_APP_PASSWORD, ...)",
         "scheduler on" if scheduler else "scheduler off",
     ]
     return "; ".join(parts) + "; Ctrl-C or SIGTERM stops it"
+
+
+def teams_package_written(path: str, url: str) -> str:
+    """What `mfa-whois teams-package` says when the zip is written."""
+    return (
+        f"wrote {path}: upload it in the Teams Developer Portal or admin center; the bot's "
+        f"messaging endpoint is {url.rstrip('/')}/api/messages"
+    )
 
 
 def socket_started(scheduler: bool) -> str:

@@ -24,8 +24,12 @@ from slack_bolt.async_app import AsyncApp
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import hooks, metrics
+from bot.notifiers import notifier
 from bot.slack.app import build_app
 from bot.slack.context import SlackContext
+from bot.teams import routes as teams_routes
+from bot.teams.context import TeamsContext, teams_configured
+from jobs.alerts import Alerts
 from jobs.runs import LAST_FULL_SYNC_SOURCE
 from phoneindex.db import make_engine, ping
 from phoneindex.errors import ConfigError, DatabaseError, UnusableNumber, WhoisError
@@ -52,10 +56,12 @@ def create_app(
     store: Store | None = None,
     slack: SlackContext | None = None,
     slack_app: AsyncApp | None = None,
+    teams: TeamsContext | None = None,
 ) -> FastAPI:
     """The FastAPI app; pieces not given are built from `settings` (the database opens lazily).
 
-    The app owns the Slack context: it is closed when the app shuts down.
+    The app owns the Slack and Teams contexts: they are closed when the app shuts down. Teams
+    (POST /api/messages) is on when TEAMS_APP_ID, TEAMS_APP_PASSWORD and TEAMS_TENANT_ID are set.
     """
     if store is None:
         engine = make_engine(settings.database_url)
@@ -64,10 +70,16 @@ def create_app(
         slack = SlackContext.build(settings, store)
     if slack_app is None and slack is not None:
         slack_app = build_app(slack)
+    if teams is None and teams_configured(settings):
+        shared = slack.answers if slack is not None else None
+        alerts = None if shared else Alerts(store, notifier(settings), clock=store.clock)
+        teams = TeamsContext.build(settings, store, answers=shared, alerts=alerts)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        if teams is not None:
+            await teams.aclose()
         if slack is not None:
             await slack.aclose()
 
@@ -76,6 +88,7 @@ def create_app(
     )
     app.state.store = store
     app.state.slack = slack
+    app.state.teams = teams
     _health(app, store)
     hooks.register(app, settings, store)
     metrics.register(app, store)
@@ -86,6 +99,8 @@ def create_app(
             "Slack is not configured (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET): %s is off",
             SLACK_EVENTS,
         )
+    if teams is not None:
+        teams_routes.register(app, teams)
     _errors(app)
     return app
 

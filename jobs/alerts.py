@@ -53,6 +53,34 @@ class LoggingNotifier:
         log.log(level, "ALERT [%s] %s: %s", alert.severity, alert.title, alert.text)
 
 
+class AlertUndelivered(Exception):
+    """No channel of a fan-out took the alert."""
+
+
+class FanOut:
+    """Every alert to every channel (Slack, Teams, ...): one fan-out, not a copy per platform.
+
+    Delivered when at least one channel took it (a channel that failed is logged; retrying the
+    incident would repeat it where it arrived); NotifierError only when all of them failed.
+    """
+
+    def __init__(self, notifiers: list[Notifier]) -> None:
+        self.notifiers = notifiers
+
+    def send(self, alert: Alert) -> None:
+        failed = 0
+        for notifier in self.notifiers:
+            try:
+                notifier.send(alert)
+            except Exception as exc:  # one channel down must not silence the others
+                failed += 1
+                log.warning(
+                    "alert %s not delivered by %s: %s", alert.key, type(notifier).__name__, exc
+                )
+        if self.notifiers and failed == len(self.notifiers):
+            raise AlertUndelivered(f"no alert channel took {alert.key}")
+
+
 class Alerts:
     """Once per incident, and a recovery message when it is over."""
 

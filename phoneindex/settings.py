@@ -69,6 +69,19 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(None, alias="MFA_WHOIS_SECRET_KEY")
     audit_retention_days: int = Field(90, ge=1, alias="MFA_WHOIS_AUDIT_RETENTION_DAYS")
 
+    # Teams: our own prefixed names only (generic CLIENT_ID/TENANT_ID would clash with Auth0's).
+    teams_app_id: str | None = None
+    teams_app_password: SecretStr | None = None
+    teams_tenant_id: str | None = None
+    teams_agent_users: str = ""
+    teams_admin_users: str = ""
+    teams_alert_webhook_url: SecretStr | None = None  # its query string is a signature
+    teams_openid_metadata_url: str = (
+        "https://login.botframework.com/v1/.well-known/openidconfiguration"
+    )
+    teams_token_issuer: str = "https://api.botframework.com"
+    teams_login_url: str = "https://login.microsoftonline.com"
+
     @field_validator("database_url")
     @classmethod
     def _driver_url(cls, value: str) -> str:
@@ -90,10 +103,42 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not an ISO 3166 region code such as US or GB")
         return region
 
-    @field_validator("auth0_domain", "auth0_audience", "auth0_connection_id", "slack_alert_channel")
+    @field_validator(
+        "auth0_domain",
+        "auth0_audience",
+        "auth0_connection_id",
+        "slack_alert_channel",
+        "teams_app_id",
+        "teams_tenant_id",
+    )
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("teams_openid_metadata_url", "teams_login_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        url = value.strip().rstrip("/")
+        scheme, _, rest = url.partition("://")
+        if scheme not in ("https", "http") or not rest:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return url
+
+    @field_validator("teams_token_issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty (the public cloud's is https://api.botframework.com)")
+        return value.strip()
+
+    @field_validator("teams_alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().strip().startswith(("https://", "http://")):
+            raise ValueError("not an http(s) URL (a Teams Workflows webhook URL)")
+        return SecretStr(value.get_secret_value().strip())
 
     @property
     def admin_users(self) -> frozenset[str]:
@@ -104,6 +149,16 @@ class Settings(BaseSettings):
     def agent_users(self) -> frozenset[str]:
         """Slack user ids allowed to run /whois; empty means everybody."""
         return frozenset(_split_csv(self.slack_agent_users))
+
+    @property
+    def teams_agents(self) -> frozenset[str]:
+        """Entra object ids allowed to look up in Teams; empty means every user of the tenant."""
+        return frozenset(_split_csv(self.teams_agent_users))
+
+    @property
+    def teams_admins(self) -> frozenset[str]:
+        """Entra object ids allowed to reindex from Teams."""
+        return frozenset(_split_csv(self.teams_admin_users))
 
     def require(self, *fields: str) -> None:
         """Fail with one line naming the first missing variable among `fields`."""

@@ -1,0 +1,1 @@
+"""Microsoft Teams: the Bot Framework endpoint, Adaptive Card rendering, Workflows alerts."""
