@@ -16,11 +16,13 @@ Standard library only: paste it as the function's code. It never raises: Connect
 from __future__ import annotations
 
 import json
+import logging
 import os
 import urllib.error
 import urllib.request
 from typing import Any
 
+log = logging.getLogger(__name__)  # Lambda sends it to CloudWatch
 MARGIN_S = 0.3  # time kept to build the answer before the Lambda itself times out
 
 
@@ -31,12 +33,12 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     try:
         status, document = _lookup(caller, _timeout(context))
     except (OSError, ValueError) as exc:  # timeouts, refused connections, a garbled answer
-        print(f"mfa-whois: lookup failed ({type(exc).__name__})")  # never the number
+        log.warning("mfa-whois: lookup failed (%s)", type(exc).__name__)  # never the number
         return {"whois_status": "error", "whois_count": "0"}
     if status == 400:
         return {"whois_status": "unusable", "whois_count": "0"}
     if status != 200:
-        print(f"mfa-whois: lookup answered {status}")
+        log.warning("mfa-whois: lookup answered %s", status)
         return {"whois_status": "error", "whois_count": "0"}
     return _attributes(document)
 
