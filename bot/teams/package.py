@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,11 +18,15 @@ _GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 def manifest_dir() -> Path:
-    """The `teams/` folder of this checkout, else `./teams`."""
-    for candidate in (Path(__file__).resolve().parents[2] / "teams", Path.cwd() / "teams"):
+    """The `teams/` folder of this checkout, else `./teams`, else the installed copy."""
+    installed = Path(sys.prefix) / "share" / "mfa-whois" / "teams"  # pyproject's data-files
+    checkout = Path(__file__).resolve().parents[2] / "teams"
+    for candidate in (checkout, Path.cwd() / "teams", installed):
         if (candidate / "manifest.json").is_file():
             return candidate
-    raise ConfigError("teams/manifest.json not found: run this from a checkout of mfa-whois")
+    raise ConfigError(
+        "teams/manifest.json not found: reinstall mfa-whois, or run this from a checkout"
+    )
 
 
 def public_host(url: str) -> str:

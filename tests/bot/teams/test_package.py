@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -82,3 +84,17 @@ def test_teams_package_refuses_what_teams_would(
     assert done.returncode == 2
     assert says in done.stderr
     assert not (tmp_path / "app.zip").exists()
+
+
+def test_the_package_template_is_installed_with_the_wheel(tmp_path: Path) -> None:
+    """`pip install .` (no checkout) still has teams/ for `teams-package`."""
+    root = Path(__file__).resolve().parents[3]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("mfa_whois-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in ("manifest.json", "color.png", "outline.png"):
+        assert any(n.endswith(f".data/data/share/mfa-whois/teams/{name}") for n in names), name
