@@ -41,6 +41,7 @@ from phoneindex.settings import Settings, load_settings
 from phoneindex.store import Store, iso
 
 if TYPE_CHECKING:
+    from bot.answers import Answers
     from bot.slack.context import SlackContext
     from jobs.alerts import Notifier
     from jobs.schedule import Deps
@@ -370,7 +371,8 @@ def serve(
     c = _ctx(ctx)
     embedded = _embedded(c, wanted=not no_scheduler)
     slack = _slack_context(c, embedded) if slack_configured(c.settings) else None
-    web = create_app(c.settings, store=c.store, slack=slack)
+    answers = _api_answers(c, embedded) if slack is None and c.settings.api_keys else None
+    web = create_app(c.settings, store=c.store, slack=slack, answers=answers)
     err.print(say.serve_started(host, port, embedded is not None, slack is not None), markup=False)
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
     with _scheduler_running(embedded):
@@ -456,6 +458,24 @@ def _slack_context(c: Context, embedded: _Embedded | None) -> SlackContext:
         # and ends over-limit incidents knowing the refusals still waiting to be written
         deps.recent_refusal = slack.answers.trail.recent_refusal
     return slack
+
+
+def _api_answers(c: Context, embedded: _Embedded | None) -> Answers:
+    """The lookup API's rules without Slack, sharing this process's alerts and Auth0 client."""
+    from bot.answers import Answers
+    from jobs.alerts import Alerts
+
+    deps = embedded.deps if embedded else None
+    answers = Answers.build(
+        c.settings,
+        c.store,
+        deps.alerts if deps else Alerts(c.store, notifier(c.settings)),
+        runs=c.runs,
+        auth0=deps.client if deps else None,
+    )
+    if deps is not None:  # over-limit incidents end knowing the refusals not yet written
+        deps.recent_refusal = answers.trail.recent_refusal
+    return answers
 
 
 @contextmanager

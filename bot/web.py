@@ -1,5 +1,6 @@
 """The HTTP service (FastAPI): Slack at POST /slack/events, Auth0 webhooks under /hooks/auth0/
-(bot/hooks/), health at GET /healthz.
+(bot/hooks/), the lookup API at /api/v1/lookup (bot/api.py, documented at /openapi.json and
+/docs), health at GET /healthz.
 
 Build it with `create_app(settings)`; tests pass the open index and a SlackContext of their
 own. The Slack app is an AsyncApp behind Bolt's async Starlette handler, so a slow listener
@@ -10,6 +11,7 @@ always on, and a request that fails it gets 401.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -23,9 +25,12 @@ from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import hooks
+from bot import api, hooks
+from bot.answers import Answers
 from bot.slack.app import build_app
 from bot.slack.context import SlackContext
+from bot.slack.notifier import SlackNotifier
+from jobs.alerts import Alerts, LoggingNotifier
 from jobs.runs import LAST_FULL_SYNC_SOURCE
 from phoneindex.db import make_engine, ping
 from phoneindex.errors import ConfigError, DatabaseError, UnusableNumber, WhoisError
@@ -52,10 +57,13 @@ def create_app(
     store: Store | None = None,
     slack: SlackContext | None = None,
     slack_app: AsyncApp | None = None,
+    answers: Answers | None = None,
 ) -> FastAPI:
     """The FastAPI app; pieces not given are built from `settings` (the database opens lazily).
 
-    The app owns the Slack context: it is closed when the app shuts down.
+    The app owns the Slack context and `answers`: they are closed when the app shuts down. The
+    lookup API uses `answers`, else the Slack context's (one audit trail per process), else its
+    own (built only when MFA_WHOIS_API_KEYS is set).
     """
     if store is None:
         engine = make_engine(settings.database_url)
@@ -64,20 +72,35 @@ def create_app(
         slack = SlackContext.build(settings, store)
     if slack_app is None and slack is not None:
         slack_app = build_app(slack)
+    if answers is None and slack is not None:
+        answers = slack.answers
+    elif answers is None and settings.api_key_entries:
+        notifier = SlackNotifier.from_settings(settings) or LoggingNotifier()
+        answers = Answers.build(settings, store, Alerts(store, notifier, clock=store.clock))
+    owned = answers if slack is None or answers is not slack.answers else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         if slack is not None:
             await slack.aclose()
+        if owned is not None:
+            await asyncio.to_thread(owned.close)
 
     app = FastAPI(
-        title="mfa-whois", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        title="mfa-whois",
+        summary="Which Auth0 account(s) does this phone number belong to?",
+        version=_version(),
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
     )
     app.state.store = store
     app.state.slack = slack
     _health(app, store)
     hooks.register(app, settings, store)
+    api.register(app, settings, answers)
     if slack_app is not None:
         _slack(app, slack_app)
     else:
@@ -87,6 +110,13 @@ def create_app(
         )
     _errors(app)
     return app
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("mfa-whois")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
 
 
 def _slack(app: FastAPI, bolt: AsyncApp) -> None:
