@@ -232,8 +232,9 @@ def _over_limit(exc: OverLimit) -> Response:
 # ---------------------------------------------------------------------------- OpenAPI
 
 
-def _header(description: str, *, integer: bool = False) -> dict[str, Any]:
-    return {"description": description, "schema": {"type": "integer" if integer else "string"}}
+def _header(description: str, *, integer: bool = False, required: bool = True) -> dict[str, Any]:
+    schema = {"type": "integer" if integer else "string"}
+    return {"description": description, "required": required, "schema": schema}
 
 
 _POST_DOC = (
@@ -317,6 +318,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The database cannot answer now (with `Retry-After`), or a live check "
         "was asked where Auth0 is not configured.",
         "content": m.examples(unavailable={"error": UNAVAILABLE}),
-        "headers": {"Retry-After": _header("Seconds to wait (database).", integer=True)},
+        "headers": {
+            "Retry-After": _header("Seconds to wait (database).", integer=True, required=False)
+        },
     },
 }
