@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import api_models as m
 from bot.answers import Answers, Asker, OverLimit, Roles
+from bot.hooks.body import read_capped
 from phoneindex.errors import ConfigError, DatabaseError, UnusableNumber
 from phoneindex.settings import ApiKey, Settings
 
@@ -155,21 +156,6 @@ def register(app: FastAPI, settings: Settings, answers: Answers | None) -> None:
         except ValueError as exc:
             return _problem(400, str(exc))
         return await answer(asker, wanted, started)
-
-
-async def read_capped(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it (or its declared length) exceeds `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _from_query(request: Request) -> m.LookupRequest:

@@ -91,6 +91,7 @@ def print_status(console: Console, doc: dict[str, Any]) -> None:
     ):
         console.print(f"{label}: {run_line(doc.get(key))}")
     console.print(f"last log-stream push: {push_line(doc.get('last_push'))}")
+    console.print(f"last Action event: {action_line(doc.get('last_action'))}")
     if doc.get("data_as_of"):
         console.print(f"index data as of: {data_line(doc)}")
     running = doc.get("running")
@@ -148,6 +149,23 @@ def push_line(push: dict[str, Any] | None) -> str:
         line += f", +{len(ranked) - 4} more" if len(ranked) > 4 else ""
     if push.get("bad"):
         line += f"; {push['bad']:,} malformed events skipped"
+    return escape(line)
+
+
+def action_line(action: dict[str, Any] | None) -> str:
+    """The last Action event: when, its type and changes, and the last 24 hours by type."""
+    if not action:
+        return "never"
+    line = f"{_when(action.get('at'))}: {action.get('type')}, {action.get('changes', 0):,} changes"
+    if action.get("reread"):
+        line += ", account re-read queued"
+    if action.get("withheld_numbers"):
+        line += f", {action['withheld_numbers']:,} masked or unusable numbers not indexed"
+    if action.get("ignored"):
+        line += f" (ignored: {action['ignored']})"
+    counts = action.get("events_24h") or {}
+    if counts:
+        line += "; last 24 h: " + ", ".join(f"{kind} {n:,}" for kind, n in counts.items())
     return escape(line)
 
 

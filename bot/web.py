@@ -25,7 +25,7 @@ from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import api, hooks
+from bot import api, hooks, metrics
 from bot.answers import Answers
 from bot.slack.app import build_app
 from bot.slack.context import SlackContext
@@ -100,6 +100,7 @@ def create_app(
     app.state.slack = slack
     _health(app, store)
     hooks.register(app, settings, store)
+    metrics.register(app, store)
     api.register(app, settings, answers)
     if slack_app is not None:
         _slack(app, slack_app)

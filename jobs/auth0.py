@@ -43,7 +43,9 @@ from jobs.auth0_types import (
     _Token,
     base_url,
 )
-from jobs.ratelimit import Clock, Pacer, Priority, RetryPolicy, Sleep
+from jobs.ratelimit import Clock, Pacer, Priority, RateLimitSnapshot, RetryPolicy, Sleep
+from jobs.telemetry import AUTH0_LIMIT, AUTH0_REMAINING, AUTH0_REQUESTS, auth0_outcome
+from phoneindex.budget import Budget, open_budget
 from phoneindex.errors import UnusableNumber
 
 if TYPE_CHECKING:
@@ -87,6 +89,15 @@ _PER_PAGE_USERS = 50
 _MAX_PAGES = 20
 
 
+def _observed(seen: RateLimitSnapshot, status: int) -> None:
+    """Count one Management API answer and keep the tenant's budget as last seen (metrics)."""
+    AUTH0_REQUESTS.labels(auth0_outcome(status)).inc()
+    if seen.remaining is not None:
+        AUTH0_REMAINING.set(seen.remaining)
+    if seen.limit is not None:
+        AUTH0_LIMIT.set(seen.limit)
+
+
 # --- the client ---
 
 
@@ -109,6 +120,7 @@ class Auth0Client:
         wall_clock: Clock = time.time,
         sleep: Sleep = time.sleep,
         rng: random.Random | None = None,
+        budget: Budget | None = None,
     ) -> None:
         secret = client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
         if not client_id:
@@ -129,7 +141,10 @@ class Auth0Client:
         # second at 10/s, measured in benchmarks/bench_sync.py): keep a small headroom.
         self.max_rps = max_rps
         paced = max_rps * PACING_HEADROOM
-        self._pacer = Pacer(paced, burst=burst, clock=clock, wall_clock=wall_clock, sleep=sleep)
+        self._budget = budget
+        self._pacer = Pacer(
+            paced, burst=burst, clock=clock, wall_clock=wall_clock, sleep=sleep, budget=budget
+        )
         self._retry = retry or RetryPolicy()
         self._clock = clock
         self._wall_clock = wall_clock
@@ -147,6 +162,8 @@ class Auth0Client:
         secret = settings.auth0_client_secret
         assert settings.auth0_domain and settings.auth0_client_id and secret  # checked above
         kw.setdefault("max_rps", settings.auth0_max_rps)
+        if "budget" not in kw:  # one ceiling for every process sharing the database
+            kw["budget"] = open_budget(settings.database_url)
         return cls(
             settings.auth0_domain, settings.auth0_client_id, secret, settings.auth0_audience, **kw
         )
@@ -158,8 +175,10 @@ class Auth0Client:
         )
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (and the shared budget's)."""
         self._http.close()
+        if self._budget is not None:
+            self._budget.close()
 
     def __enter__(self) -> Self:
         return self
@@ -372,6 +391,8 @@ class Auth0Client:
             try:
                 response = send()
             except _TRANSIENT as exc:
+                if priority is not None:
+                    AUTH0_REQUESTS.labels(auth0_outcome(None)).inc()
                 if attempt == attempts:
                     raise Auth0Unavailable(
                         method, path, reason=type(exc).__name__, attempts=attempt
@@ -381,10 +402,12 @@ class Auth0Client:
                 )
                 continue
             except httpx.HTTPError as exc:
+                if priority is not None:
+                    AUTH0_REQUESTS.labels(auth0_outcome(None)).inc()
                 raise Auth0Unavailable(method, path, reason=type(exc).__name__) from None
-            if priority is not None:
-                self._pacer.observe(response.headers)
             status = response.status_code
+            if priority is not None:
+                _observed(self._pacer.observe(response.headers), status)
             if status != 429 and status < 500:
                 return response
             self._count(rate_limited=status == 429)

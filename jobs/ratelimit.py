@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
+from phoneindex.budget import Budget
+
 Priority = Literal["interactive", "bulk"]
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -92,7 +94,11 @@ class RetryPolicy:
 
 
 class Pacer:
-    """A thread-safe token bucket at `rate`/s that serves interactive callers before bulk ones."""
+    """A thread-safe token bucket at `rate`/s that serves interactive callers before bulk ones.
+
+    With a shared `budget` (phoneindex/budget.py), each call also reserves a slot in the budget
+    every process sharing the database draws from, so together they stay under `rate` too.
+    """
 
     # Auth0's headers tighten the bucket: with no tokens left at Auth0 everybody waits for the
     # reset time; with `bulk_reserve` or fewer, bulk callers wait so the last tokens stay free
@@ -108,6 +114,7 @@ class Pacer:
         clock: Clock,
         wall_clock: Clock,
         sleep: Sleep,
+        budget: Budget | None = None,
     ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be positive and burst at least 1")
@@ -125,6 +132,7 @@ class Pacer:
         self._hold_bulk = float("-inf")
         self._interactive_waiting = 0
         self._last = RateLimitSnapshot()
+        self._budget = budget
         self.waited_seconds = 0.0
 
     @property
@@ -152,8 +160,7 @@ class Pacer:
                     delay = self._delay(priority)
                     if delay <= 1e-9:  # float dust after sleeping exactly the computed delay
                         self._tokens -= 1
-                        self.waited_seconds += waited
-                        return waited
+                        break
                 self._sleep(delay)  # outside the lock: other callers keep their place
                 waited += delay
         finally:
@@ -161,6 +168,27 @@ class Pacer:
                 with self._cond:
                     self._interactive_waiting -= 1
                     self._cond.notify_all()
+        waited += self._reserve_shared(priority)
+        with self._cond:
+            self.waited_seconds += waited
+        return waited
+
+    def _reserve_shared(self, priority: Priority) -> float:
+        """Wait for this call's slot in the shared budget; the seconds waited."""
+        if self._budget is None:
+            return 0.0
+        interval = 1.0 / self._rate
+        waited = 0.0
+        while True:
+            # The slot is counted from when the store read its clock: the time it took to
+            # answer after that (a commit) is part of the wait, not added to it.
+            slot = self._budget.reserve(interval, priority == "bulk", max_ahead=interval)
+            delay = slot.delay - slot.spent
+            if delay > 0:
+                self._sleep(delay)
+                waited += delay
+            if slot.granted:
+                return waited
 
     def _delay(self, priority: Priority) -> float:
         """Seconds until `priority` may take a token; refills the bucket. Call with the lock."""
@@ -185,6 +213,8 @@ class Pacer:
                 self._hold_all = max(self._hold_all, until)
             if seen.remaining <= self._reserve_for(seen.limit):
                 self._hold_bulk = max(self._hold_bulk, until)
+        if self._budget is not None and seen.remaining <= self._reserve_for(seen.limit):
+            self._budget.hold(max(0.0, wait), bulk_only=seen.remaining > 0)
         return seen
 
     def _reserve_for(self, limit: int | None) -> int:
@@ -196,3 +226,5 @@ class Pacer:
         with self._cond:
             until = self._clock() + min(seconds, self._max_hold)
             self._hold_all = max(self._hold_all, until)
+        if self._budget is not None:
+            self._budget.hold(min(seconds, self._max_hold), bulk_only=False)

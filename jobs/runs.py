@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, text, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from phoneindex import seen_events
 from phoneindex.db import db_now, held_writer, is_busy, upsert_insert, writer
 from phoneindex.errors import WhoisError
 from phoneindex.models import checkpoint_table, lease_table, run_table
@@ -35,6 +36,10 @@ _OLD_IMPORT_PREFIX = "cli:import "  # how imports were recorded before
 LAST_FULL_SYNC_SOURCE = "index.last_full_sync_source"
 # The last log-stream delivery (POST /hooks/auth0/logs): when, and its counts, as JSON.
 LAST_PUSH = "logstream.last_push"
+# The last Auth0 Action event applied (POST /hooks/auth0/action): when, its type and counts.
+LAST_ACTION = "actions.last_action"
+# The status shows how many Action events of each type came in over this window.
+ACTION_WINDOW = timedelta(hours=24)
 
 
 class AlreadyRunning(WhoisError):
@@ -189,6 +194,16 @@ class Runs:
             row = conn.execute(select(run_table).where(R.id == run_id)).first()
         return _run_doc(row) if row else None
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Finished runs by (kind, status): succeeded and failed, since the index began."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(R.kind, R.status, func.count())
+                .where(R.status.in_(("succeeded", "failed")))
+                .group_by(R.kind, R.status)
+            ).all()
+        return {(str(kind), str(status)): int(n) for kind, status, n in rows}
+
     def last(self, kind: str, *, finished: bool = True) -> dict[str, Any] | None:
         """The latest run of a kind (finished ones only by default)."""
         stmt = select(run_table).where(R.kind == kind)
@@ -231,6 +246,7 @@ class Runs:
             "last_enrich": self.last("enrich"),
             "last_incremental_sync": self.last("incremental"),
             "last_push": self.last_push(),
+            "last_action": self.last_action(),
             "running": self.running(),
             "queued": self.next_queued("full"),
             "log_checkpoint": self.store.get_checkpoint("auth0.log_checkpoint"),
@@ -250,6 +266,18 @@ class Runs:
         except ValueError:
             return None
         return doc if isinstance(doc, dict) else None
+
+    def last_action(self) -> dict[str, Any] | None:
+        """The last Action event applied, and events by type over ACTION_WINDOW; None before."""
+        raw = self.store.get_checkpoint(LAST_ACTION)
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        if not isinstance(doc, dict):
+            return None
+        since = self.clock() - ACTION_WINDOW
+        return doc | {"events_24h": seen_events.counts(self.engine, since)}
 
     def _checkpoint_age(self) -> dict[str, Any]:
         """How far the log pull is known applied: `log_checkpoint_at` and its age in seconds.

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration; a database already there skips Alembic entirely (fast start-up).
 # tests/phoneindex/test_db.py checks it against the migrations folder.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0005"
 SQLITE_BUSY_MS = 30_000
 # PostgreSQL connections per process. One pool serves everything a process does: under
 # `serve`, lookups (each a few milliseconds on one connection: 50 lookups/s keep one or two

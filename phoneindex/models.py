@@ -183,6 +183,30 @@ class AppSecret(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False)
 
 
+class ActionEvent(SQLModel, table=True):
+    """An Auth0 Action event applied recently, by a hash of its id: a replay is not applied."""
+
+    __tablename__ = "action_event"
+
+    key: str = Field(primary_key=True)  # the first 32 hex digits of SHA-256 of the event id
+    type: str  # user.registered | user.login | phone.message
+    received_at: datetime = _ts(nullable=False, index=True)
+
+
+class RequestBudget(SQLModel, table=True):
+    """A request budget shared by every process (PostgreSQL; see phoneindex/budget.py).
+
+    Times are seconds on the database's clock (epoch): the next free slot and the holds.
+    """
+
+    __tablename__ = "request_budget"
+
+    name: str = Field(primary_key=True)
+    next_at: float = 0.0
+    hold_all: float = 0.0
+    hold_bulk: float = 0.0
+
+
 account_table = Account.__table__  # type: ignore[attr-defined]
 link_table = PhoneLink.__table__  # type: ignore[attr-defined]
 run_table = SyncRun.__table__  # type: ignore[attr-defined]
@@ -190,3 +214,4 @@ checkpoint_table = Checkpoint.__table__  # type: ignore[attr-defined]
 lease_table = Lease.__table__  # type: ignore[attr-defined]
 audit_table = AuditEvent.__table__  # type: ignore[attr-defined]
 secret_table = AppSecret.__table__  # type: ignore[attr-defined]
+action_event_table = ActionEvent.__table__  # type: ignore[attr-defined]

@@ -33,6 +33,7 @@ from phoneindex.changes import (
 from phoneindex.db import truncate_wal, upsert_insert, write_within, writer
 from phoneindex.fullload import FullLoad, Listing, LoadCounts
 from phoneindex.models import EPOCH, UTCDateTime, account_table, checkpoint_table, link_table
+from phoneindex.seen_events import SeenEvent, remember
 
 A = account_table.c
 L = link_table.c
@@ -91,6 +92,22 @@ class EnrichTarget:
     read_failures: int = 0  # reads of the account that failed in a row so far
 
 
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """A live account as the index knows it: profile, active MFA numbers, masked MFA numbers."""
+
+    # `seen.observed_at` is EPOCH when sources only mentioned the account (no profile yet).
+
+    seen: AccountSeen
+    mfa_numbers: int
+    mfa_masked: int
+
+    @property
+    def profiled(self) -> bool:
+        """Whether a source ever gave the account's profile (not only mentioned it)."""
+        return self.seen.observed_at > EPOCH
+
+
 @dataclass
 class ApplyStats:
     """What one apply() or replace_export() did."""
@@ -108,6 +125,7 @@ class ApplyStats:
     profile_reads: int = 0  # user objects read whole (live checks, re-reads)
     unknown_enrollments: int = 0  # enrollment deletes whose owner the index does not know
     superseded: int = 0  # changes older than the last export, about what it replaced
+    duplicate: bool = False  # an event applied before (apply_at_once with `event`): nothing done
 
     def as_dict(self) -> dict[str, Any]:
         """Counts for run records and summaries."""
@@ -162,15 +180,20 @@ class Store:
         *,
         lock_wait: float,
         checkpoints: Mapping[str, str] | None = None,
+        event: SeenEvent | None = None,
     ) -> ApplyStats:
         """Apply all `changes` and set `checkpoints` in one transaction: all of it or nothing.
 
         Waits at most `lock_wait` seconds for another writer's lock (a long import), then fails
         with an error phoneindex.db.is_busy() recognises. `last_update` moves only when there
-        are changes.
+        are changes. With `event`, the event is remembered in the same transaction, and if it
+        was remembered before nothing is applied and `stats.duplicate` says so.
         """
         stats = ApplyStats()
         with self.engine.connect() as conn, write_within(conn, lock_wait):
+            if event is not None and not remember(conn, event):
+                stats.duplicate = True
+                return stats
             if changes:
                 self._apply_batch(conn, self._current(conn, changes, stats), stats)
                 self._touch(conn)
@@ -808,6 +831,30 @@ class Store:
             "connection": row.connection, "blocked": bool(row.blocked),
             "created_at": iso(row.created_at), "last_login": iso(row.last_login),
         }  # fmt: skip
+
+    def account_state(self, user_id: str) -> AccountState | None:
+        """What the index knows of a live account: its profile and MFA numbers; None if nothing."""
+        mfa = (
+            select(func.count())
+            .where(L.user_id == A.user_id, L.kind == "mfa", L.active == true())
+            .scalar_subquery()
+        )
+        stmt = select(
+            A.user_id, A.observed_at, A.email, A.name, A.connection, A.blocked, A.created_at,
+            A.last_login, A.logins_count, A.multifactor, A.multifactor_last_modified,
+            mfa.label("mfa_numbers"), A.mfa_masked,
+        ).where(A.user_id == user_id, A.deleted_at.is_(None))  # fmt: skip
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        providers = tuple(p for p in (row.multifactor or "").split(",") if p)
+        seen = AccountSeen(
+            row.user_id, row.observed_at, row.email, row.name, row.connection, bool(row.blocked),
+            row.created_at, row.last_login, row.logins_count, providers,
+            row.multifactor_last_modified,
+        )  # fmt: skip
+        return AccountState(seen, int(row.mfa_numbers or 0), int(row.mfa_masked or 0))
 
     # ------------------------------------------------------------ checkpoints
 

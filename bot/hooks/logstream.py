@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.hooks.body import read_capped
 from jobs.logstream import MAX_BODY_BYTES, BadDelivery, apply_delivery, parse_delivery
 from jobs.runs import Busy
 from phoneindex.settings import Settings
@@ -52,7 +53,7 @@ def register(app: FastAPI, settings: Settings, store: Store) -> None:
         if not _authorized(request.headers.get("authorization"), expected):
             log.info("log stream delivery refused: missing or wrong Authorization token")
             return _unauthorized(UNAUTHORIZED)
-        body = await _read_capped(request, MAX_BODY_BYTES)
+        body = await read_capped(request, MAX_BODY_BYTES)
         if body is None:
             log.warning("log stream delivery refused: %s", TOO_LARGE)
             return JSONResponse({"error": TOO_LARGE}, status_code=413)
@@ -91,21 +92,6 @@ def _authorized(header: str | None, expected: str) -> bool:
     """The header carries the configured token (constant-time comparison)."""
     given = _bare(header or "")
     return hmac.compare_digest(given.encode(), expected.encode())
-
-
-async def _read_capped(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it (or its declared length) exceeds `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _unauthorized(reason: str) -> JSONResponse:

@@ -6,10 +6,12 @@ import random
 import threading
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 
 from jobs.ratelimit import Pacer, RetryPolicy, parse_rate_limit, retry_after_seconds
+from phoneindex.budget import LocalBudget
 
 WALL0 = 1_800_000_000.0
 
@@ -34,8 +36,8 @@ class FakeTime:
             self.now += seconds
 
 
-def make_pacer(t: FakeTime, rate: float = 10.0, **kw: float) -> Pacer:
-    return Pacer(rate, clock=t.clock, wall_clock=t.wall, sleep=t.sleep, **kw)  # type: ignore[arg-type]
+def make_pacer(t: FakeTime, rate: float = 10.0, **kw: Any) -> Pacer:
+    return Pacer(rate, clock=t.clock, wall_clock=t.wall, sleep=t.sleep, **kw)
 
 
 def test_sustained_rate_is_max_rps() -> None:
@@ -198,3 +200,35 @@ def test_malformed_rate_limit_headers_are_ignored() -> None:
     assert (seen.limit, seen.remaining, seen.reset) == (None, None, None)
     seen = parse_rate_limit({"x-ratelimit-limit": "50", "x-ratelimit-remaining": " 49 "})
     assert (seen.limit, seen.remaining) == (50, 49)
+
+
+def test_two_pacers_on_one_budget_share_its_rate() -> None:
+    """Two processes' pacers (each allowed 10/s) drawing from one budget send 10/s together."""
+    t = FakeTime()
+    budget = LocalBudget(clock=t.clock)
+    web = make_pacer(t, rate=10.0, budget=budget)
+    clock = make_pacer(t, rate=10.0, budget=budget)
+    sent = []
+    for _ in range(10):
+        for pacer in (web, clock):
+            pacer.acquire("interactive")
+            sent.append(t.now)
+    assert sent[-1] == pytest.approx(1.9)  # 20 calls, 0.1 s apart, not 10 pairs at 10/s each
+    assert min(b - a for a, b in zip(sent, sent[1:], strict=False)) == pytest.approx(0.1)
+
+
+def test_what_one_pacer_learns_from_auth0_holds_the_others() -> None:
+    t = FakeTime()
+    budget = LocalBudget(clock=t.clock)
+    web = make_pacer(t, rate=10.0, budget=budget)
+    clock = make_pacer(t, rate=10.0, budget=budget)
+    reset = str(int(WALL0 + 5))
+    web.observe(
+        {"x-ratelimit-limit": "10", "x-ratelimit-remaining": "0", "x-ratelimit-reset": reset}
+    )
+    clock.acquire("interactive")
+    assert t.now == pytest.approx(5.0)  # the other process waited for Auth0's reset too
+    web.hold(3.0)  # a 429 seen by one process
+    before = t.now
+    clock.acquire("bulk")
+    assert t.now - before == pytest.approx(3.0)

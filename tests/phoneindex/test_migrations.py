@@ -48,3 +48,21 @@ def test_a_0001_database_upgrades_to_0003_and_keeps_its_links(db_url: str) -> No
     [target] = store.refetch_queue(due_at=T1)
     assert (target.user_id, target.read_failures) == ("auth0|1", 0)
     engine.dispose()
+
+
+def test_a_0003_database_upgrades_and_remembers_action_events(db_url: str) -> None:
+    from phoneindex.seen_events import SeenEvent, counts, remember
+
+    old = make_engine(db_url)
+    cfg = _alembic_config(old)
+    with old.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+    old.dispose()
+    engine = open_database(db_url)
+    with engine.begin() as conn:
+        assert remember(conn, SeenEvent("k" * 32, "user.login", T0)) is True
+    with engine.begin() as conn:
+        assert remember(conn, SeenEvent("k" * 32, "user.login", T1)) is False
+    assert counts(engine, T0) == {"user.login": 1}
+    engine.dispose()

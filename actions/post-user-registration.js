@@ -1,0 +1,204 @@
+/**
+ * mfa-whois: post-user-registration Action (trigger "Post User Registration", Node 18 or later).
+ *
+ * Tells mfa-whois about every new account (user.registered), so that a passwordless SMS user or
+ * a phone number given at signup is findable by the next lookup, without waiting for the
+ * nightly export. Self-contained: paste this whole file into the Action's editor.
+ *
+ * Secrets: MFA_WHOIS_URL (e.g. https://whois.example.com), MFA_WHOIS_ACTION_SECRET (the same
+ * value as mfa-whois's MFA_WHOIS_ACTION_SECRET), optional MFA_WHOIS_TIMEOUT_MS (default 1500,
+ * at most 5000). It fails open: a slow, failing or unreachable mfa-whois costs at most the
+ * timeout and a log line; the signup itself is never affected.
+ */
+
+// ---- mfa-whois shared code: begin ----
+// Auth0 runs every Action on its own, so this block is copied into each Action of actions/;
+// test/shared-code.test.js fails when the copies differ. Change them all at once.
+const crypto = require("crypto");
+
+const WHOIS_DEFAULT_TIMEOUT_MS = 1500;
+const WHOIS_MAX_TIMEOUT_MS = 5000;
+
+/** Write one line to the Action's log; never a secret, a code or a full phone number. */
+function whoisLog(message) {
+  console.log(`mfa-whois: ${message}`);
+}
+
+/** Where and how to post, from the Action's secrets; null (and a log line) when they are unset. */
+function whoisSettings(event, label) {
+  const secrets = (event && event.secrets) || {};
+  const base = String(secrets.MFA_WHOIS_URL || "").trim().replace(/\/+$/, "");
+  const secret = String(secrets.MFA_WHOIS_ACTION_SECRET || "");
+  if (!base || !secret) {
+    whoisLog(`${label} not sent: the secrets MFA_WHOIS_URL and MFA_WHOIS_ACTION_SECRET are not both set`);
+    return null;
+  }
+  if (!/^https?:\/\/[^/]/i.test(base)) {
+    whoisLog(`${label} not sent: MFA_WHOIS_URL is not an https:// URL`);
+    return null;
+  }
+  if (typeof fetch !== "function" || typeof AbortController !== "function") {
+    whoisLog(`${label} not sent: this runtime has no fetch (choose Node 18 or later)`);
+    return null;
+  }
+  const wanted = Number.parseInt(secrets.MFA_WHOIS_TIMEOUT_MS, 10);
+  const timeoutMs = wanted > 0 ? Math.min(wanted, WHOIS_MAX_TIMEOUT_MS) : WHOIS_DEFAULT_TIMEOUT_MS;
+  return { endpoint: `${base}/hooks/auth0/action`, secret, timeoutMs };
+}
+
+/** The current time as the contract writes it: ISO 8601, UTC, whole seconds. */
+function whoisNow() {
+  return new Date().toISOString().replace(/\.\d+Z$/, "Z");
+}
+
+/** The event id: the same for the same Auth0 event (parts), a fresh UUID when there are none. */
+function whoisEventId(secret, type, parts) {
+  if (!parts) return `${type}:${crypto.randomUUID()}`;
+  const mac = crypto.createHmac("sha256", secret);
+  mac.update(JSON.stringify(["mfa-whois event id", type, ...parts]));
+  return `${type}:${mac.digest("hex").slice(0, 32)}`;
+}
+
+/** A phone number reduced to its leading + and digits (Auth0 may write +1-808-555-0100). */
+function whoisCleanNumber(raw) {
+  const text = String(raw || "").trim();
+  const digits = text.replace(/\D/g, "");
+  if (!digits) return "";
+  return text.startsWith("+") ? `+${digits}` : digits;
+}
+
+/** A number as log lines may show it: at most its last four digits. */
+function whoisMask(number) {
+  const digits = String(number || "").replace(/\D/g, "");
+  return `…${digits.slice(digits.length >= 8 ? -4 : -2)}`;
+}
+
+/** A linked identity as the Management API writes it, without tokens or other profile data. */
+function whoisIdentity(identity) {
+  const item = identity || {};
+  const provider = item.provider ? String(item.provider) : null;
+  let userId = item.user_id || item.userId || null;
+  if (userId !== null) userId = String(userId);
+  if (userId && provider && userId.startsWith(`${provider}|`)) userId = userId.slice(provider.length + 1);
+  const profile = item.profileData || {};
+  const profileData = {};
+  if (profile.phone_number) profileData.phone_number = String(profile.phone_number);
+  if (typeof profile.phone_verified === "boolean") profileData.phone_verified = profile.phone_verified;
+  return {
+    provider,
+    connection: item.connection ? String(item.connection) : null,
+    user_id: userId,
+    isSocial: Boolean(item.isSocial),
+    profileData,
+  };
+}
+
+/** The account fields mfa-whois indexes, from an Action's event.user. */
+function whoisUser(user) {
+  const item = user || {};
+  return {
+    user_id: item.user_id ? String(item.user_id) : null,
+    email: item.email ? String(item.email) : null,
+    name: item.name ? String(item.name) : null,
+    phone_number: item.phone_number ? String(item.phone_number) : null,
+    phone_verified: typeof item.phone_verified === "boolean" ? item.phone_verified : null,
+    created_at: item.created_at ? new Date(item.created_at).toISOString() : null,
+    identities: Array.isArray(item.identities) ? item.identities.map(whoisIdentity) : [],
+    multifactor: Array.isArray(item.multifactor) ? item.multifactor.map(String) : [],
+  };
+}
+
+/** Why a post failed, in words that carry no URL, secret or number. */
+function whoisReason(error, timeoutMs) {
+  if (error && error.name === "AbortError") return `no answer within ${timeoutMs} ms`;
+  const code = (error && error.cause && error.cause.code) || (error && error.code);
+  if (code) return `connection failed (${code})`;
+  return `request failed (${(error && error.name) || "error"})`;
+}
+
+/** Post one signed event; resolves to "sent", "refused" or "failed", never throws, never waits past the timeout. */
+async function whoisPost(settings, doc, label) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), settings.timeoutMs);
+  try {
+    const body = JSON.stringify(doc);
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const signature = crypto
+      .createHmac("sha256", settings.secret)
+      .update(`${timestamp}.${body}`)
+      .digest("hex");
+    const response = await fetch(settings.endpoint, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        "X-Whois-Timestamp": timestamp,
+        "X-Whois-Signature": `v1=${signature}`,
+      },
+      body,
+      signal: controller.signal,
+    });
+    await response.arrayBuffer().catch(() => undefined);
+    if (response.ok) {
+      whoisLog(`${label} sent`);
+      return "sent";
+    }
+    whoisLog(`${label} not accepted: HTTP ${response.status}`);
+    return "refused";
+  } catch (error) {
+    whoisLog(`${label} not sent: ${whoisReason(error, settings.timeoutMs)}`);
+    return "failed";
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Run one notification so that nothing it does can throw into the Action. */
+async function whoisSafely(label, work) {
+  try {
+    return await work();
+  } catch (error) {
+    whoisLog(`${label} not sent: ${whoisReason(error, 0)}`);
+    return "failed";
+  }
+}
+// ---- mfa-whois shared code: end ----
+
+/** Build the user.registered event; null when the event names no user. */
+function registrationEvent(event, secret) {
+  const user = (event && event.user) || {};
+  if (!user.user_id) return null;
+  // One account is created once: its id and creation time name this event, also on a re-run.
+  const parts = user.created_at ? [String(user.user_id), String(user.created_at)] : null;
+  return {
+    id: whoisEventId(secret, "user.registered", parts),
+    type: "user.registered",
+    occurred_at: whoisNow(),
+    user: whoisUser(user),
+  };
+}
+
+/** Post the new account to mfa-whois; resolves to what happened, never throws. */
+async function notifyMfaWhois(event) {
+  return whoisSafely("user.registered", async () => {
+    const settings = whoisSettings(event, "user.registered");
+    if (!settings) return "skipped";
+    const doc = registrationEvent(event, settings.secret);
+    if (!doc) {
+      whoisLog("user.registered not sent: the event has no user_id");
+      return "skipped";
+    }
+    return whoisPost(settings, doc, "user.registered");
+  });
+}
+
+/**
+ * Handler that will be called during the execution of a PostUserRegistration flow.
+ *
+ * @param {Event} event - Details about the context and user that has registered.
+ * @param {PostUserRegistrationAPI} api - Methods and utilities to help change the behavior after a signup.
+ */
+exports.onExecutePostUserRegistration = async (event, api) => {
+  await notifyMfaWhois(event);
+};
+
+exports.notifyMfaWhois = notifyMfaWhois;
