@@ -25,7 +25,7 @@ from bot.shared import Deferred, SharedClient, TimedCache
 from jobs import limits
 from jobs.alerts import Alerts
 from jobs.auth0 import Auth0Client
-from jobs.live import live_lookup, live_search
+from jobs.live import LiveChecks, live_lookup, live_search
 from jobs.runs import Runs
 from jobs.schedule import cron_trigger
 from phoneindex.audit import Allowance, Audit
@@ -201,6 +201,7 @@ class Answers:
         self._overview = TimedCache(self._fresh_overview, overview_seconds, monotonic)
         self._alerting: set[str] = set()  # actors with an over-limit alert queued
         self._lock = threading.Lock()
+        self.live_checks = LiveChecks()
 
     @classmethod
     def build(
@@ -243,6 +244,22 @@ class Answers:
         return self._looked_up(
             asker, phone, asker.via(), lambda: self.store.lookup(phone, query=text.strip())
         )
+
+    def look_up(self, asker: Asker, text: str, *, live_until: float | None = None) -> WhoisAnswer:
+        """A system's lookup of `text` (no help words); with `live_until` (monotonic), checked
+        live until then, past it the index's answer saying so. Limited and audited alike."""
+        self.require_agent(asker)
+        phone = to_e164(text, self.settings.default_region)
+        query = text.strip()
+        if live_until is None:
+            read = lambda: self.store.lookup(phone, query=query)  # noqa: E731
+            return self._looked_up(asker, phone, asker.via(), read)
+        client = self.auth0_client()
+        checks, region = self.live_checks, self.settings.default_region
+        read = lambda: checks.lookup_within(  # noqa: E731
+            self.store, client, phone, live_until, query=query, default_region=region
+        )
+        return self._looked_up(asker, phone, asker.via("live"), read, live="verify")
 
     def page(self, asker: Asker, phone: str, page: int) -> WhoisAnswer:
         """Another page of an answer: a lookup like the first one (limited, audited)."""
@@ -370,6 +387,7 @@ class Answers:
 
     def close(self) -> None:
         """Finish the queued alerts, write (or spool) the audit rows, close our Auth0 client."""
+        self.live_checks.close()
         self.alert_writes.close()
         self.trail.close()
         if self._owned is not None:

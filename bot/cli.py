@@ -41,6 +41,7 @@ from phoneindex.settings import Settings, load_settings
 from phoneindex.store import Store, iso
 
 if TYPE_CHECKING:
+    from bot.answers import Answers
     from bot.slack.context import SlackContext
     from bot.teams.context import TeamsContext
     from jobs.alerts import Notifier
@@ -373,8 +374,11 @@ def serve(
     on_teams = teams_configured(c.settings)  # half-configured Teams stops here, in one line
     embedded = _embedded(c, wanted=not no_scheduler)
     slack = _slack_context(c, embedded) if slack_configured(c.settings) else None
-    teams = _teams_context(c, embedded, slack) if on_teams else None
-    web = create_app(c.settings, store=c.store, slack=slack, teams=teams)
+    # One Answers (limits, audit trail, alerts) for Slack, Teams and the API in this process.
+    wanted = on_teams or bool(c.settings.api_key_entries)
+    answers = slack.answers if slack else (_answers(c, embedded) if wanted else None)
+    teams = _teams_context(c, embedded, answers) if on_teams else None
+    web = create_app(c.settings, store=c.store, slack=slack, teams=teams, answers=answers)
     started = say.serve_started(host, port, embedded is not None, slack is not None, on_teams)
     err.print(started, markup=False)
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
@@ -464,25 +468,38 @@ def _slack_context(c: Context, embedded: _Embedded | None) -> SlackContext:
     return slack
 
 
-def _teams_context(
-    c: Context, embedded: _Embedded | None, slack: SlackContext | None
-) -> TeamsContext:
-    """The Teams pieces, sharing this process's answers (with Slack), runs, alerts and Auth0."""
+def _answers(c: Context, embedded: _Embedded | None) -> Answers:
+    """The chat and API rules without Slack, sharing this process's alerts and Auth0 client."""
+    from bot.answers import Answers
+    from jobs.alerts import Alerts
+
+    deps = embedded.deps if embedded else None
+    answers = Answers.build(
+        c.settings,
+        c.store,
+        deps.alerts if deps else Alerts(c.store, notifier(c.settings)),
+        runs=c.runs,
+        auth0=deps.client if deps else None,
+    )
+    if deps is not None:  # over-limit incidents end knowing the refusals not yet written
+        deps.recent_refusal = answers.trail.recent_refusal
+    return answers
+
+
+def _teams_context(c: Context, embedded: _Embedded | None, answers: Answers | None) -> TeamsContext:
+    """The Teams pieces, sharing this process's answers, runs, alerts and Auth0 client."""
     from bot.teams.context import TeamsContext
     from jobs.alerts import Alerts
 
     deps = embedded.deps if embedded else None
-    teams = TeamsContext.build(
+    return TeamsContext.build(
         c.settings,
         c.store,
-        answers=slack.answers if slack else None,
+        answers=answers,
         runs=c.runs,
         alerts=deps.alerts if deps else Alerts(c.store, notifier(c.settings)),
         auth0=deps.client if deps else None,
     )
-    if deps is not None and slack is None:  # over-limit incidents end knowing Teams' refusals
-        deps.recent_refusal = teams.answers.trail.recent_refusal
-    return teams
 
 
 @contextmanager

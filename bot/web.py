@@ -1,5 +1,6 @@
 """The HTTP service (FastAPI): Slack at POST /slack/events, Auth0 webhooks under /hooks/auth0/
-(bot/hooks/), health at GET /healthz.
+(bot/hooks/), the lookup API at /api/v1/lookup (bot/api.py, documented at /openapi.json and
+/docs), health at GET /healthz.
 
 Build it with `create_app(settings)`; tests pass the open index and a SlackContext of their
 own. The Slack app is an AsyncApp behind Bolt's async Starlette handler, so a slow listener
@@ -10,6 +11,7 @@ always on, and a request that fails it gets 401.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -23,7 +25,8 @@ from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import hooks, metrics
+from bot import api, hooks, metrics
+from bot.answers import Answers
 from bot.notifiers import notifier
 from bot.slack.app import build_app
 from bot.slack.context import SlackContext
@@ -57,11 +60,16 @@ def create_app(
     slack: SlackContext | None = None,
     slack_app: AsyncApp | None = None,
     teams: TeamsContext | None = None,
+    answers: Answers | None = None,
 ) -> FastAPI:
     """The FastAPI app; pieces not given are built from `settings` (the database opens lazily).
 
-    The app owns the Slack and Teams contexts: they are closed when the app shuts down. Teams
-    (POST /api/messages) is on when TEAMS_APP_ID, TEAMS_APP_PASSWORD and TEAMS_TENANT_ID are set.
+    One Answers (hourly limits, audit trail, alerts) serves Slack, Teams and the lookup API:
+    `answers` if given, else the Slack context's, else one built here when Teams or the API is
+    configured. The app owns the Slack and Teams contexts and any `answers` not Slack's: they
+    are closed when the app shuts down. Teams (POST /api/messages) is on when TEAMS_APP_ID,
+    TEAMS_APP_PASSWORD and TEAMS_TENANT_ID are set; the API answers 401 without
+    MFA_WHOIS_API_KEYS.
     """
     if store is None:
         engine = make_engine(settings.database_url)
@@ -70,10 +78,18 @@ def create_app(
         slack = SlackContext.build(settings, store)
     if slack_app is None and slack is not None:
         slack_app = build_app(slack)
+    if answers is None and slack is not None:
+        answers = slack.answers
+    if answers is None and teams is not None:
+        answers = teams.answers
+    if answers is None and (teams_configured(settings) or settings.api_key_entries):
+        alerts = Alerts(store, notifier(settings), clock=store.clock)
+        answers = Answers.build(settings, store, alerts)
     if teams is None and teams_configured(settings):
-        shared = slack.answers if slack is not None else None
-        alerts = None if shared else Alerts(store, notifier(settings), clock=store.clock)
-        teams = TeamsContext.build(settings, store, answers=shared, alerts=alerts)
+        teams = TeamsContext.build(settings, store, answers=answers)
+    owned = None if slack is not None and answers is slack.answers else answers
+    if teams is not None and teams.owns_answers and answers is teams.answers:
+        owned = None  # the Teams context closes its own
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -82,9 +98,17 @@ def create_app(
             await teams.aclose()
         if slack is not None:
             await slack.aclose()
+        if owned is not None:
+            await asyncio.to_thread(owned.close)
 
     app = FastAPI(
-        title="mfa-whois", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        title="mfa-whois",
+        summary="Which Auth0 account(s) does this phone number belong to?",
+        version=_version(),
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
     )
     app.state.store = store
     app.state.slack = slack
@@ -92,6 +116,7 @@ def create_app(
     _health(app, store)
     hooks.register(app, settings, store)
     metrics.register(app, store)
+    api.register(app, settings, answers)
     if slack_app is not None:
         _slack(app, slack_app)
     else:
@@ -103,6 +128,13 @@ def create_app(
         teams_routes.register(app, teams)
     _errors(app)
     return app
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("mfa-whois")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
 
 
 def _slack(app: FastAPI, bolt: AsyncApp) -> None:

@@ -8,7 +8,9 @@ into changes with source "live", apply them, and return the updated lookup docum
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 _FATAL = (Auth0AuthError, Auth0ConfigError)
 # Retries are already exhausted: stop calling Auth0 for the rest of this check.
 _TRANSIENT = (Auth0Unavailable, Auth0RateLimited)
+LIVE_WORKERS = 4  # live checks under a time budget running at once in one process
+# Kept from a budget for reading the index when the live check has not answered in time.
+FALLBACK_SECONDS = 0.05
 
 
 @dataclass
@@ -153,4 +158,62 @@ def _finish(
     )  # fmt: skip
     doc = store.lookup(phone, query)
     doc["live"] = check.document()
+    return doc
+
+
+class LiveChecks:
+    """Live checks answered within a time budget: past it, what the index knows, saying so.
+
+    Checks run on a few threads of their own. One still running when its budget ends goes on
+    and applies what it learns (the next lookup has it); one not started yet is dropped.
+    """
+
+    def __init__(
+        self, workers: int = LIVE_WORKERS, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="live-checks")
+        self._monotonic = monotonic
+
+    def lookup_within(
+        self,
+        store: Store,
+        client: Auth0Client,
+        phone: str,
+        until: float,
+        *,
+        query: str | None = None,
+        default_region: str | None = None,
+    ) -> dict[str, Any]:
+        """`live_lookup` if it answers before `until` (monotonic), else the index's document.
+
+        The `live` block's `status` says which: `finished`, `timeout`, or `failed` (Auth0
+        refused the credentials; `error` says why).
+        """
+        check = _Check(store.clock())
+        future = self._pool.submit(
+            live_lookup, store, client, phone, query=query, default_region=default_region
+        )
+        try:
+            doc = future.result(timeout=max(0.0, until - self._monotonic() - FALLBACK_SECONDS))
+        except TimeoutError:
+            future.cancel()
+            log.info("live check of %s: no answer in time, answered from the index", last4(phone))
+            check.error = "Auth0 did not answer in time: the accounts are as the index has them"
+            return _from_index(store, phone, query, check, "timeout")
+        except Auth0Error as exc:
+            check.failed(exc)
+            return _from_index(store, phone, query, check, "failed")
+        doc["live"]["status"] = "finished"
+        return doc
+
+    def close(self) -> None:
+        """Drop the checks not started; wait for those running (they apply what they read)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _from_index(
+    store: Store, phone: str, query: str | None, check: _Check, status: str
+) -> dict[str, Any]:
+    doc = store.lookup(phone, query)
+    doc["live"] = check.document() | {"status": status}
     return doc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -23,6 +25,52 @@ _ALIASES = {
     "secret_key": "MFA_WHOIS_SECRET_KEY",
     "audit_retention_days": "MFA_WHOIS_AUDIT_RETENTION_DAYS",
 }
+
+
+MIN_API_KEY_CHARS = 16
+_KEY_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One entry of MFA_WHOIS_API_KEYS: the name (audit actor), the key, an optional limit."""
+
+    name: str
+    key: str = field(repr=False)
+    lookups_per_hour: int | None = None  # None: MFA_WHOIS_AGENT_LOOKUPS_PER_HOUR
+
+
+def parse_api_keys(value: str) -> tuple[ApiKey, ...]:
+    """`name:key` or `name:key:lookups-per-hour`, comma-separated; ValueError never shows a key."""
+    keys: list[ApiKey] = []
+    for number, entry in enumerate((e.strip() for e in value.split(",")), start=1):
+        if not entry:
+            continue
+        parts = entry.split(":")
+        if len(parts) not in (2, 3):
+            raise ValueError(f"entry {number} is not name:key or name:key:lookups-per-hour")
+        name, key = parts[0].strip(), parts[1].strip()
+        if not _KEY_NAME.fullmatch(name):
+            raise ValueError(
+                f"entry {number}: the name must be 1-64 letters, digits, '.', '_' or '-'"
+            )
+        if len(key) < MIN_API_KEY_CHARS or any(c.isspace() for c in key):
+            raise ValueError(
+                f"entry {number} ({name}): the key must be {MIN_API_KEY_CHARS} or more "
+                "characters without spaces"
+            )
+        limit = None
+        if len(parts) == 3:
+            text = parts[2].strip()
+            if not (text.isascii() and text.isdigit()):
+                raise ValueError(f"entry {number} ({name}): lookups-per-hour must be 0 or more")
+            limit = int(text)
+        if any(k.name == name for k in keys):
+            raise ValueError(f"the name {name} is used twice; names must be unique")
+        if any(k.key == key for k in keys):
+            raise ValueError(f"entry {number} ({name}) has the key of another entry")
+        keys.append(ApiKey(name, key, limit))
+    return tuple(keys)
 
 
 def _split_csv(value: Any) -> Any:
@@ -139,6 +187,18 @@ class Settings(BaseSettings):
         if not value.get_secret_value().strip().startswith(("https://", "http://")):
             raise ValueError("not an http(s) URL (a Teams Workflows webhook URL)")
         return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_api_keys(value.get_secret_value())
+        return value
+
+    @property
+    def api_key_entries(self) -> tuple[ApiKey, ...]:
+        """The HTTP API's keys; empty when MFA_WHOIS_API_KEYS is unset (the API answers 401)."""
+        return parse_api_keys(self.api_keys.get_secret_value()) if self.api_keys else ()
 
     @property
     def admin_users(self) -> frozenset[str]:
