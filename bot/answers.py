@@ -14,11 +14,14 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.dashboard import user_link
 from bot.shared import Deferred, SharedClient, TimedCache
@@ -28,10 +31,11 @@ from jobs.auth0 import Auth0Client
 from jobs.live import LiveChecks, live_lookup, live_search
 from jobs.runs import Runs
 from jobs.schedule import cron_trigger
+from jobs.telemetry import LOOKUP_SECONDS, LOOKUPS
 from phoneindex.audit import Allowance, Audit
 from phoneindex.audit_spool import default_spool_dir
 from phoneindex.audit_trail import AuditTrail
-from phoneindex.errors import ConfigError, WhoisError
+from phoneindex.errors import ConfigError, DatabaseError, UnusableNumber, WhoisError
 from phoneindex.numbers import to_e164
 from phoneindex.settings import Settings
 from phoneindex.store import Store, iso
@@ -44,6 +48,25 @@ _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 # live_lookup or live_search: (store, client, phone, *, default_region) -> lookup document
 LiveCheck = Callable[..., dict[str, Any]]
+
+
+@contextmanager
+def _counted(asker: Asker) -> Iterator[None]:
+    """Count a lookup that ends before the index answers (metrics: lookups by outcome)."""
+    try:
+        yield
+    except (UnusableNumber, BadButton):
+        LOOKUPS.labels(asker.roles.surface, "unusable").inc()
+        raise
+    except OverLimit:
+        LOOKUPS.labels(asker.roles.surface, "over_limit").inc()
+        raise
+    except Refused:
+        LOOKUPS.labels(asker.roles.surface, "refused").inc()
+        raise
+    except (DatabaseError, SQLAlchemyError):
+        LOOKUPS.labels(asker.roles.surface, "unavailable").inc()
+        raise
 
 
 # ---------------------------------------------------------------------------- who asks
@@ -237,38 +260,40 @@ class Answers:
 
     def whois(self, asker: Asker, text: str) -> WhoisAnswer:
         """Every account linked to the number typed in `text`, from the index."""
-        self.require_agent(asker)
-        if text.strip().lower() in HELP_WORDS:
+        if text.strip().lower() in HELP_WORDS and asker.roles.may_look_up(asker.user_id):
             raise HelpAsked()
-        phone = to_e164(text, self.settings.default_region)
-        return self._looked_up(
-            asker, phone, asker.via(), lambda: self.store.lookup(phone, query=text.strip())
-        )
+        with _counted(asker):
+            self.require_agent(asker)
+            phone = to_e164(text, self.settings.default_region)
+            read = lambda: self.store.lookup(phone, query=text.strip())  # noqa: E731
+            return self._looked_up(asker, phone, asker.via(), read)
 
     def look_up(self, asker: Asker, text: str, *, live_until: float | None = None) -> WhoisAnswer:
         """A system's lookup of `text` (no help words); with `live_until` (monotonic), checked
         live until then, past it the index's answer saying so. Limited and audited alike."""
-        self.require_agent(asker)
-        phone = to_e164(text, self.settings.default_region)
-        query = text.strip()
-        if live_until is None:
-            read = lambda: self.store.lookup(phone, query=query)  # noqa: E731
-            return self._looked_up(asker, phone, asker.via(), read)
-        client = self.auth0_client()
-        checks, region = self.live_checks, self.settings.default_region
-        read = lambda: checks.lookup_within(  # noqa: E731
-            self.store, client, phone, live_until, query=query, default_region=region
-        )
-        return self._looked_up(asker, phone, asker.via("live"), read, live="verify")
+        with _counted(asker):
+            self.require_agent(asker)
+            phone = to_e164(text, self.settings.default_region)
+            query = text.strip()
+            if live_until is None:
+                read = lambda: self.store.lookup(phone, query=query)  # noqa: E731
+                return self._looked_up(asker, phone, asker.via(), read)
+            client = self.auth0_client()
+            checks, region = self.live_checks, self.settings.default_region
+            read = lambda: checks.lookup_within(  # noqa: E731
+                self.store, client, phone, live_until, query=query, default_region=region
+            )
+            return self._looked_up(asker, phone, asker.via("live"), read, live="verify")
 
     def page(self, asker: Asker, phone: str, page: int) -> WhoisAnswer:
         """Another page of an answer: a lookup like the first one (limited, audited)."""
-        self.require_agent(asker)
-        phone = button_phone(phone)
-        if page < 0:
-            raise BadButton()
-        read = lambda: self.store.lookup(phone)  # noqa: E731
-        return self._looked_up(asker, phone, asker.via("page"), read, page=page)
+        with _counted(asker):
+            self.require_agent(asker)
+            phone = button_phone(phone)
+            if page < 0:
+                raise BadButton()
+            read = lambda: self.store.lookup(phone)  # noqa: E731
+            return self._looked_up(asker, phone, asker.via("page"), read, page=page)
 
     def verify_live(self, asker: Asker, phone: str) -> WhoisAnswer:
         """Re-read every account linked to the number from the Management API (interactive)."""
@@ -279,12 +304,13 @@ class Answers:
         return self._live(asker, phone, live_search, "search")
 
     def _live(self, asker: Asker, phone: str, check: LiveCheck, kind: str) -> WhoisAnswer:
-        self.require_agent(asker)
-        phone = button_phone(phone)
-        client = self.auth0_client()
-        region = self.settings.default_region
-        read = lambda: check(self.store, client, phone, default_region=region)  # noqa: E731
-        return self._looked_up(asker, phone, asker.via("live"), read, live=kind)
+        with _counted(asker):
+            self.require_agent(asker)
+            phone = button_phone(phone)
+            client = self.auth0_client()
+            region = self.settings.default_region
+            read = lambda: check(self.store, client, phone, default_region=region)  # noqa: E731
+            return self._looked_up(asker, phone, asker.via("live"), read, live=kind)
 
     def _looked_up(
         self,
@@ -297,6 +323,7 @@ class Answers:
         live: str | None = None,
     ) -> WhoisAnswer:
         """Admit under the hourly limit, read, and queue the audit row (or refuse and alert)."""
+        started = time.perf_counter()
         admission = self.trail.admit(asker.user_id, via, phone, asker.lookups_per_hour)
         if admission.ticket is None:
             self._over_limit(asker, admission.allowance, admission.first_refusal)
@@ -307,6 +334,10 @@ class Answers:
             self.trail.cancel(admission.ticket)
             raise
         self.trail.record(admission.ticket, len(doc["accounts"]))
+        surface = asker.roles.surface
+        LOOKUPS.labels(surface, "found" if doc["accounts"] else "none").inc()
+        if live is None:  # the index's own answer time; live checks wait on Auth0
+            LOOKUP_SECONDS.labels(surface).observe(time.perf_counter() - started)
         domain = self.settings.auth0_domain
         links = {
             acc["user_id"]: link

@@ -15,7 +15,8 @@ from bot.web import create_app
 from jobs.auth0 import Auth0Client
 from phoneindex.settings import load_settings
 from phoneindex.store import Store
-from tests.bot.slack_workspace import import_sample, serving
+from tests.bot.api_service import CRM_KEY, api_service
+from tests.bot.slack_workspace import SHARED, import_sample, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,3 +145,26 @@ def test_several_worker_processes_add_up_in_multiprocess_mode(tmp_path: Path) ->
     samples = scrape(out)
     assert value(samples, "mfa_whois_auth0_requests_total", outcome="ok") == 5
     assert value(samples, "mfa_whois_index_accounts") == 0  # the database part is there too
+
+
+def test_api_lookups_are_counted_by_outcome_and_timed(store: Store, tmp_path: Path) -> None:
+    import_sample(store)
+    with api_service(store, tmp_path) as api:
+        before = scrape(api.http.get("/metrics").text)
+        assert api.post({"phone": SHARED}).status_code == 200
+        assert api.post({"phone": "+12025550123"}).status_code == 200  # nobody has it
+        assert api.post({"phone": "anonymous"}).status_code == 400
+        for _ in range(6):  # crm's own limit is 5 an hour
+            last = api.post({"phone": SHARED}, key=CRM_KEY)
+        assert last.status_code == 429
+        after = scrape(api.http.get("/metrics").text)
+
+    def delta(name: str, **labels: str) -> float:
+        return (value(after, name, **labels) or 0) - (value(before, name, **labels) or 0)
+
+    counted = {
+        outcome: delta("mfa_whois_lookups_total", surface="api", outcome=outcome)
+        for outcome in ("found", "none", "unusable", "over_limit", "refused")
+    }
+    assert counted == {"found": 6, "none": 1, "unusable": 1, "over_limit": 1, "refused": 0}
+    assert delta("mfa_whois_lookup_seconds_count", surface="api") == 7  # answered from the index
