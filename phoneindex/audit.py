@@ -164,6 +164,12 @@ class Audit:
         )
         return list(conn.execute(query).scalars())
 
+    def count_attempts(self, conn: Connection, actor: str, since: datetime) -> int:
+        """Lookups and refused attempts of `actor` after `since`: read from the (actor, at)
+        index alone, so cheap however busy the actor; never fewer than count_lookups."""
+        recent = and_(C.actor == actor, C.at > since)
+        return int(conn.execute(select(func.count()).where(recent)).scalar_one())
+
     def count_lookups(self, conn: Connection, actor: str, since: datetime) -> int:
         """How many lookups `actor` made after `since` (refusals excluded)."""
         counted = and_(C.actor == actor, C.at > since, _refused(False))

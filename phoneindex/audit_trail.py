@@ -133,8 +133,14 @@ class AuditTrail:
     def _allowance(self, conn: Connection, actor: str, limit: int, now: datetime) -> Allowance:
         since = now - WINDOW
         mine = [at for at in self._pending.get(actor, {}).values() if at > since]
+        if limit == 0:  # unlimited (a phone system's key, often): nothing to count
+            return Allowance(True, len(mine), limit, 0)
+        # Refused attempts count here too: under the limit with them, under it without.
+        attempts = self.audit.count_attempts(conn, actor, since) + len(mine)
+        if attempts < limit:
+            return Allowance(True, attempts, limit, 0)
         used = self.audit.count_lookups(conn, actor, since) + len(mine)
-        if limit == 0 or used < limit:
+        if used < limit:
             return Allowance(True, used, limit, 0)
         times = sorted([*self.audit.lookup_times(conn, actor, since), *mine])
         # Allowed again once fewer than `limit` remain: when this lookup leaves the window.

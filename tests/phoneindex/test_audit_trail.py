@@ -88,7 +88,20 @@ def test_retry_after_counts_from_the_lookup_that_frees_a_slot(
 def test_a_limit_of_zero_means_unlimited(trail: AuditTrail) -> None:
     for _ in range(5):
         assert lookup(trail, "U1", 0)
-    assert trail.admit("U1", "slack", PHONE, 0).allowance == Allowance(True, 5, 0, 0)
+    allowance = trail.admit("U1", "slack", PHONE, 0).allowance
+    assert (allowance.allowed, allowance.limit, allowance.retry_after_seconds) == (True, 0, 0)
+
+
+def test_refused_attempts_do_not_count_against_a_raised_limit(trail: AuditTrail) -> None:
+    assert lookup(trail, "U1", 1)
+    assert trail.admit("U1", "slack", PHONE, 1).ticket is None  # refused, and recorded
+    trail.flush(timeout=10)
+    raised = trail.admit("U1", "slack", PHONE, 2)
+    assert raised.ticket is not None and raised.allowance.allowed
+    trail.record(raised.ticket, 1)
+    trail.flush(timeout=10)
+    refused = trail.admit("U1", "slack", PHONE, 2)
+    assert refused.ticket is None and refused.allowance.used == 2
 
 
 def test_the_first_refusal_in_an_hour_is_flagged_once(trail: AuditTrail, clock: Clock) -> None:
