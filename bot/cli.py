@@ -6,9 +6,11 @@ Exit codes: 0 done (lookup: at least one account), 1 lookup found no account, 2 
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -41,6 +43,8 @@ from phoneindex.settings import Settings, load_settings
 from phoneindex.store import Store, iso
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from bot.answers import Answers
     from bot.slack.context import SlackContext
     from bot.teams.context import TeamsContext
@@ -362,32 +366,99 @@ def serve(
     no_scheduler: Annotated[
         bool, typer.Option("--no-scheduler", help="Serve only; run `mfa-whois clock` elsewhere.")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="WEB_CONCURRENCY",
+            help="Worker processes sharing the port (default: $WEB_CONCURRENCY, else 1); "
+            "the scheduler, if any, stays in the main process.",
+        ),
+    ] = 1,
 ) -> None:
-    """The HTTP service (Slack at /slack/events, /healthz); also the scheduler by default."""
+    """The HTTP service (Slack, Teams, the lookup API, hooks, /healthz, /metrics); also the
+    scheduler by default."""
     import uvicorn
 
     from bot.accesslog import mask_access_log
+
+    c = _ctx(ctx)
+    if workers > 1:  # before anything counts: every process's metrics go to one directory
+        _metrics_dir()
+    embedded = _embedded(c, wanted=not no_scheduler)
+    web, slack_on, teams_on = _web_app(c, embedded, build=workers == 1)
+    started = say.serve_started(host, port, embedded is not None, slack_on, teams_on)
+    err.print(started + (f"; {workers} workers" if workers > 1 else ""), markup=False)
+    quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
+    level = "warning" if quiet else "info"
+    os.environ[_WORKER_LOG_LEVEL] = str(logging.getLogger().getEffectiveLevel())
+    mask_access_log()  # no phone number in the access log, e.g. from GET ...?phone=
+    with _scheduler_running(embedded):
+        try:
+            if web is not None:
+                uvicorn.run(web, host=host, port=port, log_level=level)
+            else:  # each worker builds the app itself: bot.cli:worker_app
+                target = f"{__name__}:worker_app"
+                uvicorn.run(
+                    target, factory=True, workers=workers, host=host, port=port, log_level=level
+                )
+        except KeyboardInterrupt:
+            pass  # uvicorn passes the stop signal on after its graceful shutdown
+
+
+_WORKER_LOG_LEVEL = "MFA_WHOIS_WORKER_LOG_LEVEL"  # set by `serve` for its worker processes
+
+
+def worker_app() -> FastAPI:
+    """One worker process of `serve --workers N` (uvicorn's app factory): the web app alone."""
+    from bot.accesslog import mask_access_log
+
+    logging.basicConfig(
+        level=int(os.environ.get(_WORKER_LOG_LEVEL, logging.WARNING)),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    mask_access_log()
+    web, _, _ = _web_app(Context(load_settings()), None, build=True)
+    assert web is not None
+    return web
+
+
+def _web_app(
+    c: Context, embedded: _Embedded | None, *, build: bool
+) -> tuple[FastAPI | None, bool, bool]:
+    """The web app (None unless `build`: configuration checked only), Slack on, Teams on.
+
+    One Answers (limits, audit trail, alerts) serves Slack, Teams and the API in the process.
+    """
     from bot.teams.context import teams_configured
     from bot.web import create_app, slack_configured
 
-    c = _ctx(ctx)
     on_teams = teams_configured(c.settings)  # half-configured Teams stops here, in one line
-    embedded = _embedded(c, wanted=not no_scheduler)
-    slack = _slack_context(c, embedded) if slack_configured(c.settings) else None
-    # One Answers (limits, audit trail, alerts) for Slack, Teams and the API in this process.
+    on_slack = slack_configured(c.settings)
+    if not build:
+        return None, on_slack, on_teams
+    slack = _slack_context(c, embedded) if on_slack else None
     wanted = on_teams or bool(c.settings.api_key_entries)
     answers = slack.answers if slack else (_answers(c, embedded) if wanted else None)
     teams = _teams_context(c, embedded, answers) if on_teams else None
     web = create_app(c.settings, store=c.store, slack=slack, teams=teams, answers=answers)
-    started = say.serve_started(host, port, embedded is not None, slack is not None, on_teams)
-    err.print(started, markup=False)
-    quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
-    mask_access_log()  # no phone number in the access log, e.g. from GET ...?phone=
-    with _scheduler_running(embedded):
-        try:
-            uvicorn.run(web, host=host, port=port, log_level="warning" if quiet else "info")
-        except KeyboardInterrupt:
-            pass  # uvicorn passes the stop signal on after its graceful shutdown
+    return web, on_slack, on_teams
+
+
+def _metrics_dir() -> None:
+    """PROMETHEUS_MULTIPROC_DIR for the workers: as set (emptied), else a fresh directory."""
+    import shutil
+    import tempfile
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        for stale in Path(given).glob("*.db"):  # counters of an earlier run
+            stale.unlink()
+        return
+    made = tempfile.mkdtemp(prefix="mfa-whois-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    atexit.register(shutil.rmtree, made, True)
 
 
 @app.command("socket")

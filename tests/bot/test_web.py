@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -123,3 +124,62 @@ def test_serve_on_postgresql_has_room_for_lookups_and_the_scheduler(pg_url: str)
         for conn in held:
             conn.close()
         engine.dispose()
+
+
+def test_serve_with_two_workers_answers_and_adds_up_their_metrics(tmp_path: Path) -> None:
+    key = "pbx-0123456789abcdef0123456789"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MFA_WHOIS", "AUTH0", "SLACK"))}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env |= {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'index.db'}",
+        "PORT": str(_free_port()),
+        "MFA_WHOIS_API_KEYS": f"pbx:{key}",
+    }
+    assert run(["import", str(SAMPLE)], tmp_path, **env).returncode == 0
+    exe = shutil.which("mfa-whois")
+    cmd = [exe] if exe else [sys.executable, "-m", "bot.cli"]
+    proc = subprocess.Popen(
+        [*cmd, "-v", "serve", "--host", "127.0.0.1", "--no-scheduler", "--workers", "2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{env['PORT']}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        auth = {"Authorization": f"Bearer {key}"}
+        with ThreadPoolExecutor(8) as pool:  # new connections: both workers take some
+            answers = list(
+                pool.map(
+                    lambda _: httpx.get(
+                        f"{base}/api/v1/lookup", params={"phone": "+14155550100"}, headers=auth
+                    ),
+                    range(40),
+                )
+            )
+        metrics = httpx.get(f"{base}/metrics").text
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert [a.status_code for a in answers] == [200] * 40
+    found = re.search(r'mfa_whois_lookups_total\{outcome="found",surface="api"\} (\S+)', metrics)
+    assert found and float(found.group(1)) == 40  # every worker's lookups, whoever is scraped
+    assert "2 workers" in stderr
+    pids = set(re.findall(r"Started server process \[(\d+)\]", stderr))
+    assert len(pids) == 2
+    output = stdout + stderr
+    assert "GET /api/v1/lookup?phone=•••00" in output  # each worker's access log, masked
+    assert "+14155550100" not in output and "4155550100" not in output
+    assert proc.returncode == 0, stderr
