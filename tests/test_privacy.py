@@ -226,6 +226,39 @@ def hooks(s: Session, store: Store) -> None:
         s.show(f"{answer.request.url.path} {answer.status_code}", answer.text)
 
 
+def api(s: Session, store: Store, tenant: FakeAuth0) -> None:
+    """The call-center API: lookups (answers), live ones, refusals and errors (not answers)."""
+    key, limited = "pbx-0123456789abcdef0123456789", "crm-fedcba9876543210fedcba9876"
+    settings = load_settings(
+        database_url=store.engine.url.render_as_string(hide_password=False),
+        MFA_WHOIS_API_KEYS=f"pbx:{key},crm:{limited}:1",
+        auth0_domain=tenant.base_url,
+        auth0_client_id=tenant.client_id,
+        auth0_client_secret=tenant.client_secret,
+    )
+    path = "/api/v1/lookup"
+    with serving(create_app(settings, store=store)) as http:
+        pbx, crm = ({"Authorization": f"Bearer {k}"} for k in (key, limited))
+        answers = [
+            http.post(path, json={"phone": SHARED}, headers=pbx),
+            http.get(path, params={"phone": UK}, headers=pbx),
+            http.post(path, json={"phone": NEW, "live": True, "timeout_ms": 3000}, headers=pbx),
+        ]
+        refusals = [
+            http.post(path, json={"phone": "anonymous"}, headers=pbx),
+            http.post(path, json={"phone": SHARED + "99999"}, headers=pbx),
+            http.post(path, json={"phone": SHARED}, headers={"Authorization": "Bearer nope"}),
+            http.post(path, json={"phone": SHARED}, headers=crm),
+            http.post(path, json={"phone": SHARED}, headers=crm),
+        ]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [r.status_code for r in refusals] == [400, 400, 401, 200, 429]
+    for answer in answers + refusals[3:4]:
+        s.show(f"API {answer.status_code}", answer.text, answer=True)
+    for refusal in refusals[:3] + refusals[4:]:
+        s.show(f"API {refusal.status_code}", refusal.text)
+
+
 def test_no_number_leaks_anywhere_but_to_the_asker(
     environment: str,
     tenant: FakeAuth0,
@@ -243,6 +276,7 @@ def test_no_number_leaks_anywhere_but_to_the_asker(
     store = Store(open_database(environment))
     slack(s, store, tenant)
     hooks(s, store)
+    api(s, store, tenant)
     store.engine.dispose()
     # What supervisors and operators read.
     for number in (PASSWORDLESS, REGISTERED, MESSAGED):  # numbers the hooks brought in
