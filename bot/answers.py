@@ -10,16 +10,18 @@ Audit rows are written behind the answer (phoneindex.audit_trail), alerts on a s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -43,6 +45,8 @@ from phoneindex.store import Store, iso
 log = logging.getLogger(__name__)
 
 HELP_WORDS = frozenset({"", "help", "?", "-h", "--help"})
+T = TypeVar("T")
+WAITING_WORKERS = 32  # live checks in flight at once, across every surface of the process
 OVERVIEW_SECONDS = 5.0  # the App Home overview is counted at most this often
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
@@ -225,6 +229,13 @@ class Answers:
         self._alerting: set[str] = set()  # actors with an over-limit alert queued
         self._lock = threading.Lock()
         self.live_checks = LiveChecks()
+        # Work that may wait on Auth0 (live checks: seconds) runs on threads of its own, so the
+        # event loop's default pool stays free for lookups, health checks and webhooks.
+        self._waiting = ThreadPoolExecutor(WAITING_WORKERS, thread_name_prefix="answers-live")
+
+    async def waiting_on_auth0(self, work: Callable[[], T]) -> T:
+        """Run `work`, which may wait on the Management API, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._waiting, work)
 
     @classmethod
     def build(
@@ -419,6 +430,7 @@ class Answers:
     def close(self) -> None:
         """Finish the queued alerts, write (or spool) the audit rows, close our Auth0 client."""
         self.live_checks.close()
+        self._waiting.shutdown(wait=False, cancel_futures=True)
         self.alert_writes.close()
         self.trail.close()
         if self._owned is not None:

@@ -12,6 +12,7 @@ Index reads and live checks run off the event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -98,7 +99,8 @@ def register(app: FastAPI, settings: Settings, answers: Answers | None) -> None:
         assert answers is not None  # authenticate() refuses everyone without it
         until = started + wanted.timeout_ms / 1000 if wanted.live else None
         try:
-            found = await asyncio.to_thread(answers.look_up, asker, wanted.phone, live_until=until)
+            ask = functools.partial(answers.look_up, asker, wanted.phone, live_until=until)
+            found = await (answers.waiting_on_auth0(ask) if wanted.live else asyncio.to_thread(ask))
         except UnusableNumber as exc:
             return _problem(400, f"not a usable phone number: {exc.reason}")
         except OverLimit as exc:

@@ -227,7 +227,7 @@ async def _live(
 ) -> None:
     """Run the live check and put its answer (or the refusal) in place of the card."""
     try:
-        reply = answer_message(await asyncio.to_thread(check))
+        reply = answer_message(await ctx.answers.waiting_on_auth0(check))
     except Exception as exc:
         content = render.card(
             [render.text(f"**{phone}**"), render.text(describe(exc, ctx.settings))]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -265,6 +266,25 @@ def test_a_slow_auth0_gets_the_index_answer_within_the_budget(
     while len(api.post({"phone": SHARED}).json()["accounts"]) == 3:
         assert time.monotonic() < deadline
         time.sleep(0.2)
+
+
+def test_live_checks_waiting_on_a_slow_auth0_do_not_hold_up_other_requests(
+    live: tuple[Api, FakeAuth0],
+) -> None:
+    api, fake = live
+    fake.delay_next(40, 3.0, "/api/v2/users/")  # every live read takes 3 s
+    body = {"phone": SHARED, "live": True, "timeout_ms": 4000}
+    with ThreadPoolExecutor(12) as pool:
+        checks = [pool.submit(api.post, body) for _ in range(10)]
+        time.sleep(0.5)  # the checks are all waiting on Auth0 now
+        started = time.monotonic()
+        health = api.http.get("/healthz")
+        lookup = api.post({"phone": SHARED})
+        quick = time.monotonic() - started
+        answers = [c.result(timeout=30) for c in checks]
+    assert health.status_code == 200 and lookup.status_code == 200
+    assert quick < 1.0, quick  # not queued behind 10 checks of up to 4 s
+    assert {a.status_code for a in answers} == {200}
 
 
 def test_live_without_auth0_credentials_is_503_saying_which(api: Api) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -58,7 +57,7 @@ def _replacing(ctx: SlackContext, step: Step) -> Callable[..., Awaitable[None]]:
     async def replace(body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
         asker = ctx.asker(str(body["user"]["id"]))
         value = str(action.get("value") or "")
-        answer = await asyncio.to_thread(step, ctx.answers, asker, value)
+        answer = await ctx.answers.waiting_on_auth0(lambda: step(ctx.answers, asker, value))
         await respond(**render.whois(answer), replace_original=True)
 
     replace.__name__ = replace.__qualname__ = f"replace_with_{step.__name__}"
