@@ -35,6 +35,7 @@ from rich.progress import (
 from rich.text import Text
 
 from bot import cli_render as say
+from jobs.httplog import redact_httpx_logs
 from jobs.runs import Runs
 from phoneindex.db import open_database
 from phoneindex.errors import ConfigError, ImportFileError, UnusableNumber, WhoisError
@@ -126,6 +127,7 @@ def _setup(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redact_httpx_logs()  # e.g. a Workflows webhook URL's signature, with -v
     ctx.obj = Context(load_settings())
 
 
@@ -419,6 +421,7 @@ def worker_app() -> FastAPI:
         stream=sys.stderr,
     )
     mask_access_log()
+    redact_httpx_logs()
     web, _, _ = _web_app(Context(load_settings()), None, build=True)
     assert web is not None
     return web

@@ -43,6 +43,7 @@ from jobs.auth0_types import (
     _Token,
     base_url,
 )
+from jobs.httplog import redact_httpx_logs
 from jobs.ratelimit import Clock, Pacer, Priority, RateLimitSnapshot, RetryPolicy, Sleep
 from jobs.telemetry import AUTH0_LIMIT, AUTH0_REMAINING, AUTH0_REQUESTS, auth0_outcome
 from phoneindex.budget import Budget, open_budget
@@ -62,24 +63,6 @@ __all__ = [
     "Auth0Unavailable", "AuthenticationMethod", "DownloadExpired", "ExportJob", "LogPage",
     "Priority", "base_url",
 ]  # fmt: skip
-
-
-class _RedactQuery(logging.Filter):
-    """Drop query strings from httpx's request log lines (phone numbers, URL signatures)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                a.copy_with(query=None) if isinstance(a, httpx.URL) else a for a in record.args
-            )
-        return True
-
-
-def _redact_httpx_logs() -> None:
-    """Install the redacting filter on httpx's logger once per process."""
-    httpx_log = logging.getLogger("httpx")
-    if not any(isinstance(f, _RedactQuery) for f in httpx_log.filters):
-        httpx_log.addFilter(_RedactQuery())
 
 
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
@@ -129,7 +112,7 @@ class Auth0Client:
             raise Auth0ConfigError("AUTH0_CLIENT_SECRET", "is empty")
         if max_rps <= 0:
             raise Auth0ConfigError("MFA_WHOIS_AUTH0_MAX_RPS", "must be greater than 0")
-        _redact_httpx_logs()
+        redact_httpx_logs()
         self.base_url = base_url(domain)
         self.audience = audience or f"{self.base_url}/api/v2/"
         self._client_id = client_id

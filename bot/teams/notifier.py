@@ -10,6 +10,7 @@ import httpx
 from bot.teams.render import alert as alert_card
 from bot.teams.render import attachment
 from jobs.alerts import Alert
+from jobs.httplog import redact_httpx_logs
 from phoneindex.errors import WhoisError
 from phoneindex.settings import Settings
 
@@ -28,6 +29,7 @@ class WorkflowsNotifier:
     def __init__(self, url: str, *, http: httpx.Client | None = None) -> None:
         self._url = url  # its query string signs the request: never logged
         self._http = http or httpx.Client(timeout=TIMEOUT)
+        redact_httpx_logs()  # httpx logs each request's URL at INFO
 
     def __repr__(self) -> str:
         return "WorkflowsNotifier(url=<hidden>)"

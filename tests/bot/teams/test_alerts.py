@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,15 @@ def test_a_fan_out_that_no_channel_took_is_retried(store: Store) -> None:
         assert alerts.open("sync.full", "Full sync failed", "Run 2 failed.") is True
         delivered = teams.alerts(2)[1]
     assert "Run 2 failed." in list(texts_of(delivered.body["attachments"][0]["content"]))
+
+
+def test_the_webhook_signature_stays_out_of_the_logs(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # -v and more: httpx logs every request's URL at INFO
+    with FakeTeams() as teams:
+        alerts = Alerts(store, notifier(load_settings(teams_alert_webhook_url=teams.webhook_url)))
+        assert alerts.open("test", "Sync failed", "Auth0 answered 503")
+        teams.alerts(1)
+    assert "/workflow" in caplog.text  # the request was logged...
+    assert "secret-signature" not in caplog.text  # ...without its signature
