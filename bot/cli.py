@@ -372,9 +372,8 @@ def serve(
         int,
         typer.Option(
             min=1,
-            envvar="WEB_CONCURRENCY",
-            help="Worker processes sharing the port (default: $WEB_CONCURRENCY, else 1); "
-            "the scheduler, if any, stays in the main process.",
+            help="Worker processes sharing the port, each with its own connection pool; the "
+            "scheduler, if any, stays in the main process.",
         ),
     ] = 1,
 ) -> None:

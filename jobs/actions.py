@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -46,6 +46,7 @@ TYPES = ("user.registered", "user.login", "phone.message")
 MAX_ID_CHARS = 200
 # An event dated further ahead than this is refused: a fact from the future would win over
 # every real one until then (the request's own timestamp is checked to the same window).
+EARLIEST_YEAR = 2000
 MAX_SKEW = timedelta(seconds=300)
 PHONE_METHOD_TYPES = frozenset({"phone", "sms", "voice"})
 PHONE_METHOD_NAMES = frozenset({"sms", "voice", "phone_number"})
@@ -282,6 +283,9 @@ def _occurred_at(value: Any, now: datetime) -> datetime:
         raise BadActionEvent(
             '"occurred_at" is missing or not an ISO 8601 timestamp with a time zone'
         )
+    if stamp.year < EARLIEST_YEAR:  # Auth0 did not exist; and year 1 overflows in UTC
+        raise BadActionEvent(f'"occurred_at" is before {EARLIEST_YEAR}')
+    stamp = stamp.astimezone(UTC)
     if stamp - now > MAX_SKEW:
         raise BadActionEvent('"occurred_at" is in the future')
     return stamp

@@ -279,7 +279,9 @@ class UserMapper:
             blocked if type(blocked) is bool else _flag(blocked, "blocked") or False,
             date(get("created_at"), "created_at"),
             date(get("last_login"), "last_login"),
-            count if count is None or type(count) is int else _count(count),
+            count
+            if count is None or (type(count) is int and 0 <= count < 2**31)
+            else _count(count),
             () if multifactor is None else _providers(multifactor),
             date(get("multifactor_last_modified"), "multifactor_last_modified"),
         )
@@ -414,12 +416,13 @@ def _flag(value: Any, name: str) -> bool | None:
 
 
 def _count(value: Any) -> int | None:
-    if value is None or isinstance(value, int):
-        return value
     try:
-        return int(value)
+        count = value if value is None or isinstance(value, int) else int(value)
     except (TypeError, ValueError):
         raise ValueError("logins_count is not a number") from None
+    if count is not None and not 0 <= count < 2**31:  # a 32-bit count in Auth0, and ours
+        raise ValueError("logins_count is out of range")
+    return count
 
 
 def _stamp(value: Any, name: str) -> str | None:

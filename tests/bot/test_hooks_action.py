@@ -18,8 +18,7 @@ import httpx
 import pytest
 
 from bot.web import create_app
-from jobs.action_inbox import MAX_BODY_BYTES
-from jobs.logstream import LOCK_WAIT_S
+from jobs.action_inbox import LOCK_WAIT_S, MAX_BODY_BYTES
 from jobs.runs import Runs
 from phoneindex.changes import AccountSeen, MfaPhone, MfaPhonesReplaced, PhoneUnlinked, mfa_key
 from phoneindex.db import make_engine, open_database
@@ -477,6 +476,8 @@ _LOGIN = login({"user_id": JANE})
         (_without(_MSG, "occurred_at"), '"occurred_at" is missing'),
         (_MSG | {"occurred_at": "2026-11-27T09:00:00"}, "with a time zone"),
         (_MSG | {"occurred_at": at(6)}, '"occurred_at" is in the future'),
+        (_MSG | {"occurred_at": "0001-01-01T00:00:00+14:00"}, '"occurred_at" is before 2000'),
+        (_LOGIN | {"user": {"user_id": JANE, "logins_count": 2**63}}, "logins_count is out of"),
         (_without(_LOGIN, "user", "user_id"), '"user.user_id" is missing'),
         (_without(_LOGIN, "user"), '"user.user_id" is missing'),
         (_LOGIN | {"user": "auth0|1"}, '"user" is not an object'),
