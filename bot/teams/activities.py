@@ -72,7 +72,7 @@ class Turn:
         channel_data = activity.get("channelData")
         tenant = conversation.get("tenantId")
         if not tenant and isinstance(channel_data, dict):
-            tenant = (channel_data.get("tenant") or {}).get("id")
+            tenant = _object(channel_data.get("tenant")).get("id")
         return cls(
             activity=activity,
             type=str(activity["type"]),
@@ -84,6 +84,11 @@ class Turn:
             tenant_id=str(tenant) if tenant else None,
             user_id=str(sender["aadObjectId"]) if sender.get("aadObjectId") else None,
         )
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one (a malformed activity's part)."""
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -202,8 +207,8 @@ async def send(ctx: TeamsContext, turn: Turn, activity: dict[str, Any]) -> None:
 
 async def _card_action(ctx: TeamsContext, turn: Turn) -> Outcome:
     """Pages in the invoke response; live checks say "checking" and update the card after."""
-    action = (turn.activity.get("value") or {}).get("action") or {}
-    verb, data = action.get("verb"), action.get("data") or {}
+    action = _object(_object(turn.activity.get("value")).get("action"))
+    verb, data = action.get("verb"), _object(action.get("data"))
     try:
         user_id = _gate(ctx, turn)
         if turn.conversation_type != "personal" or verb not in render.VERBS:

@@ -37,14 +37,13 @@ def register(app: FastAPI, ctx: TeamsContext) -> None:
             activity = await _activity(request)
         except _TooLarge:
             return JSONResponse({"error": "the activity is too large"}, status_code=413)
-        if activity is None:
-            return JSONResponse({"error": "not a Bot Framework activity"}, status_code=400)
-        try:
-            await ctx.auth.validate(
-                authorization, activity.get("serviceUrl"), activity.get("channelId")
-            )
+        try:  # the token first: an unauthenticated caller learns nothing about its body
+            found = activity or {}
+            await ctx.auth.validate(authorization, found.get("serviceUrl"), found.get("channelId"))
         except Unauthorized as exc:
             return _refused(str(exc))
+        if activity is None:
+            return JSONResponse({"error": "not a Bot Framework activity"}, status_code=400)
         try:
             outcome = await activities.handle(ctx, activity)
         except activities.BadActivity:

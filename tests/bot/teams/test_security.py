@@ -101,7 +101,17 @@ def test_oversized_or_malformed_activities_do_no_work(teams: Tenant) -> None:
     big = activity(teams.fake, text="whois " + "1" * 300_000, user=AGENT)
     assert teams.post(big).status_code == 413
     headers = {"Authorization": f"Bearer {teams.fake.token()}"}
-    assert teams.http.post("/api/messages", content=b"[1]", headers=headers).status_code == 400
+    # Not an activity: no serviceUrl for the token's claim to match, so nothing is trusted.
+    assert teams.http.post("/api/messages", content=b"[1]", headers=headers).status_code == 401
+    forged = {"Authorization": "Bearer not-a-token"}
+    assert teams.http.post("/api/messages", content=b"{oops", headers=forged).status_code == 401
+    odd = activity(teams.fake, text="help", user=AGENT) | {
+        "type": "invoke",
+        "name": "adaptiveCard/action",
+        "value": "not an object",
+        "channelData": {"tenant": "not an object"},
+    }
+    assert teams.post(odd).status_code < 500
     time.sleep(0.2)
     assert teams.fake.connector_calls() == [] and teams.audit() == []
 
