@@ -346,11 +346,29 @@ def sync(ctx: typer.Context) -> None:
 
 
 @app.command()
-def clock(ctx: typer.Context) -> None:
+def clock(
+    ctx: typer.Context,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Also serve GET /metrics on this port (the scheduler's Auth0 requests and "
+            "budget, and the index's numbers), for Prometheus.",
+        ),
+    ] = None,
+) -> None:
     """Run the scheduler alone: full syncs, log pulls, re-fetches, staleness checks."""
     from jobs.schedule import queue_first_full_sync, run_clock
 
-    deps = _ctx(ctx).deps()
+    c = _ctx(ctx)
+    deps = c.deps()
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from bot.metrics import registry_for
+
+        start_http_server(metrics_port, registry=registry_for(c.store))
     err.print(say.clock_started(deps.settings), markup=False)
     first = queue_first_full_sync(deps)
     if first is not None:
@@ -565,12 +583,15 @@ def _teams_context(c: Context, embedded: _Embedded | None, answers: Answers | No
     from jobs.alerts import Alerts
 
     deps = embedded.deps if embedded else None
+    alerts = deps.alerts if deps else None
+    if answers is None and alerts is None:  # answers given: they carry the alerts already
+        alerts = Alerts(c.store, notifier(c.settings))
     return TeamsContext.build(
         c.settings,
         c.store,
         answers=answers,
         runs=c.runs,
-        alerts=deps.alerts if deps else Alerts(c.store, notifier(c.settings)),
+        alerts=alerts,
         auth0=deps.client if deps else None,
     )
 

@@ -43,6 +43,10 @@ class IndexCollector(Collector):
         self._clock = clock
         self._cached: tuple[float, list[Metric]] | None = None
 
+    def describe(self) -> list[Metric]:
+        """Nothing up front: registering must not read (and cache) the database."""
+        return []
+
     def collect(self) -> Iterator[Metric]:
         now = self._clock()
         if self._cached is None or now - self._cached[0] > SCRAPE_CACHE_S:

@@ -75,7 +75,9 @@ def create_app(
         engine = make_engine(settings.database_url)
         store = Store(engine, stale_after=timedelta(hours=settings.stale_after_hours))
     if slack is None and slack_app is None and slack_configured(settings):
-        slack = SlackContext.build(settings, store)
+        slack = SlackContext.build(
+            settings, store, alerts=Alerts(store, notifier(settings), clock=store.clock)
+        )
     if slack_app is None and slack is not None:
         slack_app = build_app(slack)
     if answers is None and slack is not None:

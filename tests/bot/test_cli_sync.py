@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from jobs.runs import Runs
@@ -310,3 +312,20 @@ def test_a_fresh_install_starts_its_first_full_sync_at_once(
     assert "no full sync from Auth0 yet" not in stderr
     status = json.loads(run(["status", "--json"], tmp_path, **env).stdout)
     assert status["last_full_sync"]["id"] == first["id"] and status["queued"] is None
+
+
+def test_clock_serves_its_own_metrics_when_asked(
+    fake: FakeAuth0, db_url: str, tmp_path: Path
+) -> None:
+    port = _free_port()
+    env = env_for(fake, db_url) | {"MFA_WHOIS_LOG_POLL_SECONDS": "0"}
+    proc = _start(["clock", "--metrics-port", str(port)], tmp_path, env)
+    try:
+        _wait_for_full_sync(db_url, proc)  # the first full sync: export job calls to Auth0
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    finally:
+        stderr = _stop(proc)
+    sent = re.search(r'^mfa_whois_auth0_requests_total\{outcome="ok"\} (\S+)$', text, re.M)
+    assert sent and float(sent.group(1)) >= 2  # the scheduler's own requests, counted here
+    assert re.search(r"^mfa_whois_index_accounts 3\.0$", text, re.M), text[:2000]
+    assert "Traceback" not in stderr
