@@ -83,10 +83,13 @@ def env_for(url: str) -> dict[str, str]:
 
 
 @contextmanager
-def serving(env: dict[str, str], cwd: Path, log: TextIO) -> Iterator[tuple[int, int]]:
+def serving(
+    env: dict[str, str], cwd: Path, log: TextIO, workers: int = 1
+) -> Iterator[tuple[int, int]]:
     """`mfa-whois serve --no-scheduler` on a free port: the port and pid; stopped cleanly."""
     port = free_port()
     cmd = [*cli(), "serve", "--no-scheduler", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=log)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", proc)
@@ -180,13 +183,26 @@ def summary(samples: list[Sample], seconds: float, cpu: float) -> dict[str, Any]
     }
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the server and its worker processes (serve --workers)."""
+    total = cpu_seconds(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
 def phase(
     port: int, pid: int, args: argparse.Namespace, request: Callable[[int], tuple[bytes, Any]]
 ) -> tuple[list[Sample], float, float]:
     """One closed-loop run: the samples, its seconds and the server's CPU seconds."""
-    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    cpu0, t0 = tree_cpu_seconds(pid), time.perf_counter()
     samples = asyncio.run(closed_loop(port, args.clients, args.duration, request))
-    return samples, time.perf_counter() - t0, cpu_seconds(pid) - cpu0
+    return samples, time.perf_counter() - t0, tree_cpu_seconds(pid) - cpu0
 
 
 # --------------------------------------------------------------------------- one database
@@ -235,13 +251,23 @@ def expected(url: str, planned: list[Query]) -> list[Query]:
 
 
 def measure(
-    name: str, url: str, data: Path, planned: list[Query], args: argparse.Namespace, work: Path
+    name: str,
+    url: str,
+    data: Path | None,
+    planned: list[Query],
+    args: argparse.Namespace,
+    work: Path,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Import, serve, warm up, then healthz and lookup phases in turns; the summary."""
+    """Import (unless `data` is None: already there), serve, warm up, then healthz and lookup
+    phases in turns; the summary."""
     env = env_for(url)
-    say(f"{name}: importing {data.name}")
-    out: dict[str, Any] = {"import_s": round(import_export(data, env, work), 1)}
-    say(f"  {out['import_s']} s")
+    out: dict[str, Any] = {"import_s": None, "workers": workers}
+    before = 0 if data is not None else audit_rows(url)  # an earlier run's rows stay
+    if data is not None:
+        say(f"{name}: importing {data.name}")
+        out["import_s"] = round(import_export(data, env, work), 1)
+        say(f"  {out['import_s']} s")
     queries = expected(url, planned)
 
     def lookup(i: int) -> tuple[bytes, int]:
@@ -254,7 +280,10 @@ def measure(
     kept: dict[str, list[Sample]] = {"healthz": [], "lookup": []}
     spent = {"healthz": [0.0, 0.0], "lookup": [0.0, 0.0]}
     answered = 0
-    with open(work / f"serve-{name}.log", "w") as log, serving(env, work, log) as (port, pid):
+    with (
+        open(work / f"serve-{name}.log", "w") as log,
+        serving(env, work, log, workers) as (port, pid),
+    ):
         warm = argparse.Namespace(**vars(args) | {"duration": args.warmup})
         samples, _, _ = phase(port, pid, warm, lookup)
         answered += sum(s.status == 200 for s in samples)
@@ -272,7 +301,7 @@ def measure(
     for kind in kept:
         out[kind] = summary(kept[kind], *spent[kind])
     out["ratio"] = round(out["lookup"]["rps"] / out["healthz"]["rps"], 3)
-    rows = audit_rows(url)
+    rows = audit_rows(url) - before
     out["audit"] = {"answered": answered, "rows": rows, "missing": answered - rows}
     say(f"  lookups/healthz {out['ratio']}; audit rows {rows:,} for {answered:,} lookups")
     return out
@@ -323,6 +352,9 @@ def main() -> None:
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="PostgreSQL admin URL ('' to skip the PostgreSQL part)",
     )
+    parser.add_argument(
+        "--pg-workers", type=int, default=2, help="also serve PostgreSQL with N workers (1: no)"
+    )
     parser.add_argument("--json", type=Path, help="also write the JSON summary here")
     args = parser.parse_args()
 
@@ -342,6 +374,10 @@ def main() -> None:
             try:
                 out["postgresql"] = measure("postgresql", url, data, queries, args, work)
                 out["databases"].append("postgresql")
+                if args.pg_workers > 1:  # the same index, served by several workers
+                    name = f"postgresql, {args.pg_workers} workers"
+                    out[name] = measure(name, url, None, queries, args, work, args.pg_workers)
+                    out["databases"].append(name)
             finally:
                 drop()
     finally:

@@ -400,6 +400,7 @@ def serve(
     import uvicorn
 
     from bot.accesslog import mask_access_log
+    from bot.http11 import NoDelayH11Protocol
 
     c = _ctx(ctx)
     if workers > 1:  # before anything counts: every process's metrics go to one directory
@@ -414,13 +415,12 @@ def serve(
     mask_access_log()  # no phone number in the access log, e.g. from GET ...?phone=
     with _scheduler_running(embedded):
         try:
+            options: dict[str, Any] = {"host": host, "port": port, "log_level": level}
+            options["http"] = NoDelayH11Protocol
             if web is not None:
-                uvicorn.run(web, host=host, port=port, log_level=level)
+                uvicorn.run(web, **options)
             else:  # each worker builds the app itself: bot.cli:worker_app
-                target = f"{__name__}:worker_app"
-                uvicorn.run(
-                    target, factory=True, workers=workers, host=host, port=port, log_level=level
-                )
+                uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
         except KeyboardInterrupt:
             pass  # uvicorn passes the stop signal on after its graceful shutdown
 

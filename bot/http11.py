@@ -1,0 +1,27 @@
+"""uvicorn's HTTP/1.1 protocol with TCP_NODELAY on every connection, whatever the socket's origin.
+
+`serve --workers N` hands the workers a socket bound by the main process; connections accepted
+on it came without TCP_NODELAY, so a response written in two parts (headers, then body) waited
+for the client's delayed ACK: about 40 ms a request, 185 instead of 6,000 requests/s (measured
+on uvicorn 0.54 with h11). Setting it ourselves makes both modes alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+
+class NoDelayH11Protocol(H11Protocol):
+    """H11Protocol that turns Nagle's algorithm off before serving a connection."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass  # a closed connection: nothing to speed up
+        super().connection_made(transport)
