@@ -30,6 +30,7 @@ Row = tuple[Any, ...]
 # SQLite: the staging tables' own page cache (the main one stays at db.py's 64 MiB; the key
 # index sort may use as much): an import of a million users stays well under 300 MB resident.
 STAGE_CACHE_KIB = 32_768
+STAGE_DB = "stage"  # SQLite: the staging tables' own database, attached for a load
 PG_WORK_MEM = "256MB"  # the merge's hash joins and sorts, in the server, for this transaction
 
 
@@ -128,8 +129,7 @@ class FullLoad:
     # ------------------------------------------------------------ staging
 
     def create_stage(self) -> None:
-        """Empty staging tables (temporary: private to this connection)."""
-        self.drop_stage()
+        """Empty staging tables, private to this connection."""
         ts = "TIMESTAMPTZ" if self.pg else "TEXT"
         cols = ", ".join(
             f"{c} {ts if c in _TIMESTAMPS else _TYPES.get(c, 'TEXT')}" for c in _STAGE_ACCOUNT
@@ -138,21 +138,36 @@ class FullLoad:
             f"{c} {ts if c in _TIMESTAMPS else _TYPES.get(c, 'TEXT')}" for c in _STAGE_LINK
         )
         run = self.conn.exec_driver_sql
-        if self.pg:
+        if self.pg:  # temporary tables
             run(f"CREATE TEMP TABLE stage_account_raw ({cols}, seq BIGSERIAL) ON COMMIT DROP")
             run(f"CREATE TEMP TABLE stage_link_raw ({lcols}, seq BIGSERIAL) ON COMMIT DROP")
             return
-        run(f"PRAGMA temp.cache_size=-{STAGE_CACHE_KIB}")
+        # SQLite: a private database of their own (a temporary file), detached whole afterwards
+        # (dropping a million staged rows would visit every page of them once more).
+        if self._stage_attached():  # left over on this connection by a load that failed
+            for name in ("stage_account", "stage_link"):
+                run(f"DROP TABLE IF EXISTS {STAGE_DB}.{name}")
+        else:
+            run(f"ATTACH DATABASE '' AS {STAGE_DB}")
+        run(f"PRAGMA {STAGE_DB}.cache_size=-{STAGE_CACHE_KIB}")
         # Plain (rowid) tables: appending is the cheapest write by far (inserting a million
         # random keys into a b-tree costs several times more); the merge sorts once.
-        run(f"CREATE TEMP TABLE stage_account ({cols})")
-        run(f"CREATE TEMP TABLE stage_link ({lcols})")
+        run(f"CREATE TABLE {STAGE_DB}.stage_account ({cols})")
+        run(f"CREATE TABLE {STAGE_DB}.stage_link ({lcols})")
 
     def drop_stage(self) -> None:
-        """SQLite: drop the staging tables (PostgreSQL drops them at commit or rollback)."""
-        if not self.pg:
-            for name in ("stage_account", "stage_link"):
-                self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+        """SQLite: detach the staging database; call after the load's transaction, not in one."""
+        # A writer's transaction locks every attached database (PostgreSQL drops its temporary
+        # tables at commit or rollback).
+        if not self.pg and self._stage_attached():
+            self._raw().execute(f"DETACH DATABASE {STAGE_DB}")
+
+    def _stage_attached(self) -> bool:
+        return any(row[1] == STAGE_DB for row in self._raw().execute("PRAGMA database_list"))
+
+    def _raw(self) -> Any:
+        """The driver's own connection (SQLite: statements outside SQLAlchemy's transactions)."""
+        return self.conn.connection.dbapi_connection
 
     def feed(self, changes: Iterable[Listing], on_batch: Callable[[], None] | None = None) -> None:
         """Stage the export's accounts and links, in batches."""
@@ -471,8 +486,8 @@ def _account_new() -> dict[str, str]:
 # key order, and of two listings of one key the later one replaces the earlier: the one observed
 # last, the last one listed among equals (a mention, whole = 0, never replaces a listing).
 _STAGE_KEYS = (
-    "CREATE INDEX temp.stage_account_key ON stage_account (user_id, whole, observed_at)",
-    "CREATE INDEX temp.stage_link_key ON stage_link (phone, user_id, kind, observed_at)",
+    f"CREATE INDEX {STAGE_DB}.stage_account_key ON stage_account (user_id, whole, observed_at)",
+    f"CREATE INDEX {STAGE_DB}.stage_link_key ON stage_link (phone, user_id, kind, observed_at)",
 )
 _FINAL_SEEN = f"CASE WHEN {_SEEN} THEN s.observed_at ELSE o.seen_at END >= :snap"
 
