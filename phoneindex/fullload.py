@@ -95,6 +95,12 @@ _PROFILE = (
 _TIMESTAMPS = {"created_at", "last_login", "multifactor_last_modified", "observed_at"}
 _TYPES = {"blocked": "BOOLEAN", "logins_count": "INTEGER", "whole": "INTEGER",
           "confirmed": "BOOLEAN"}  # fmt: skip
+# SQLite's driver binds None and booleans several times slower than an int or a str (it looks
+# for an adapter first): booleans are staged as 0/1, and the columns that are usually empty hold
+# an int stand-in instead of NULL (in untyped columns: never equal to one of their text values),
+# which the views the merge reads through turn back into NULL.
+STAND_IN = 0
+_STOOD_IN = {"multifactor", "multifactor_last_modified", "method", "identity"}
 
 
 class LoadCounts(NamedTuple):
@@ -116,6 +122,7 @@ class FullLoad:
         self.accounts = 0
         self.links: dict[str, int] = {}
         self._text: Callable[[datetime | None], Any] = (lambda v: v) if self.pg else stamp_text
+        self._null = None if self.pg else STAND_IN  # what an empty column is staged as
         self._memo: dict[datetime, Any] = {}
         self._oldest: datetime | None = None  # the earliest observation staged
         # PostgreSQL: COPY cannot upsert, so listings are counted by key; only an export that
@@ -130,30 +137,30 @@ class FullLoad:
 
     def create_stage(self) -> None:
         """Empty staging tables, private to this connection."""
-        ts = "TIMESTAMPTZ" if self.pg else "TEXT"
-        cols = ", ".join(
-            f"{c} {ts if c in _TIMESTAMPS else _TYPES.get(c, 'TEXT')}" for c in _STAGE_ACCOUNT
-        )
-        lcols = ", ".join(
-            f"{c} {ts if c in _TIMESTAMPS else _TYPES.get(c, 'TEXT')}" for c in _STAGE_LINK
-        )
         run = self.conn.exec_driver_sql
         if self.pg:  # temporary tables
+            cols, lcols = _columns(_STAGE_ACCOUNT, True), _columns(_STAGE_LINK, True)
             run(f"CREATE TEMP TABLE stage_account_raw ({cols}, seq BIGSERIAL) ON COMMIT DROP")
             run(f"CREATE TEMP TABLE stage_link_raw ({lcols}, seq BIGSERIAL) ON COMMIT DROP")
             return
         # SQLite: a private database of their own (a temporary file), detached whole afterwards
         # (dropping a million staged rows would visit every page of them once more).
+        staged = (("stage_account", _STAGE_ACCOUNT), ("stage_link", _STAGE_LINK))
         if self._stage_attached():  # left over on this connection by a load that failed
-            for name in ("stage_account", "stage_link"):
-                run(f"DROP TABLE IF EXISTS {STAGE_DB}.{name}")
+            for name, _cols in staged:
+                run(f"DROP VIEW IF EXISTS {STAGE_DB}.{name}")
+                run(f"DROP TABLE IF EXISTS {STAGE_DB}.{name}_rows")
         else:
             run(f"ATTACH DATABASE '' AS {STAGE_DB}")
         run(f"PRAGMA {STAGE_DB}.cache_size=-{STAGE_CACHE_KIB}")
-        # Plain (rowid) tables: appending is the cheapest write by far (inserting a million
-        # random keys into a b-tree costs several times more); the merge sorts once.
-        run(f"CREATE TABLE {STAGE_DB}.stage_account ({cols})")
-        run(f"CREATE TABLE {STAGE_DB}.stage_link ({lcols})")
+        for name, columns in staged:
+            # Plain (rowid) tables: appending is the cheapest write by far (inserting a million
+            # random keys into a b-tree costs several times more); the merge sorts once.
+            run(f"CREATE TABLE {STAGE_DB}.{name}_rows ({_columns(columns, False)})")
+            shown = ", ".join(
+                f"NULLIF({c}, {STAND_IN}) AS {c}" if c in _STOOD_IN else c for c in columns
+            )
+            run(f"CREATE VIEW {STAGE_DB}.{name} AS SELECT rowid AS rowid, {shown} FROM {name}_rows")
 
     def drop_stage(self) -> None:
         """SQLite: detach the staging database; call after the load's transaction, not in one."""
@@ -214,7 +221,8 @@ class FullLoad:
     def _mention_row(self, user_id: str, observed_at: datetime) -> Row:
         """An account a link names without a listing: kept (or created) and marked seen."""
         self.accounts -= 1  # not an account of the export
-        return (user_id, None, None, None, False, None, None, None, None, None, "",
+        null = self._null
+        return (user_id, None, None, None, 0, None, None, None, null, null, "",
                 self._observed(observed_at), 0)  # fmt: skip
 
     def _observed(self, value: datetime) -> Any:
@@ -226,28 +234,32 @@ class FullLoad:
             return converted
 
     def _exported_row(self, c: ExportedAccount) -> Row:
-        mf = c.multifactor
-        key = mfa_key(mf, _parsed(c.multifactor_last_modified)) if mf else ""
+        mf, modified, null = c.multifactor, c.multifactor_last_modified, self._null
         return (
-            c.user_id, c.email, c.name, c.connection, c.blocked, c.created_at, c.last_login,
-            c.logins_count, ",".join(mf) if mf else None, c.multifactor_last_modified, key,
-            self._observed(c.observed_at), 1,
+            c.user_id, c.email, c.name, c.connection, 1 if c.blocked else 0, c.created_at,
+            c.last_login, c.logins_count, ",".join(mf) if mf else null,
+            null if modified is None else modified,
+            mfa_key(mf, _parsed(modified)) if mf else "", self._observed(c.observed_at), 1,
         )  # fmt: skip
 
     def _seen_row(self, c: AccountSeen) -> Row:
-        mf = c.multifactor
+        mf, modified, null = c.multifactor, c.multifactor_last_modified, self._null
         ts = self._text
         return (
-            c.user_id, c.email, c.name, c.connection, c.blocked, ts(c.created_at),
-            ts(c.last_login), c.logins_count, ",".join(mf) if mf else None,
-            ts(c.multifactor_last_modified), mfa_key(mf, c.multifactor_last_modified),
+            c.user_id, c.email, c.name, c.connection, 1 if c.blocked else 0, ts(c.created_at),
+            ts(c.last_login), c.logins_count, ",".join(mf) if mf else null,
+            null if modified is None else ts(modified), mfa_key(mf, modified),
             self._observed(c.observed_at), 1,
         )  # fmt: skip
 
     def _link_row(self, c: PhoneLinked) -> Row:
         self.links[c.kind] = self.links.get(c.kind, 0) + 1
-        return (c.phone, c.user_id, c.kind, c.method, c.confirmed, c.source,
-                self._observed(c.observed_at), c.identity)  # fmt: skip
+        method, confirmed, identity, null = c.method, c.confirmed, c.identity, self._null
+        return (
+            c.phone, c.user_id, c.kind, null if method is None else method,
+            None if confirmed is None else 1 if confirmed else 0, c.source,
+            self._observed(c.observed_at), null if identity is None else identity,
+        )  # fmt: skip
 
     def _flush(self, accounts: list[Row], links: list[Row]) -> None:
         self.accounts += len(accounts)
@@ -259,10 +271,10 @@ class FullLoad:
         run = self.conn.exec_driver_sql
         if accounts:
             marks = ", ".join("?" * len(_STAGE_ACCOUNT))
-            run(f"INSERT INTO stage_account VALUES ({marks})", accounts)
+            run(f"INSERT INTO stage_account_rows VALUES ({marks})", accounts)
         if links:
             marks = ", ".join("?" * len(_STAGE_LINK))
-            run(f"INSERT INTO stage_link VALUES ({marks})", links)
+            run(f"INSERT INTO stage_link_rows VALUES ({marks})", links)
 
     def _note_keys(self, accounts: list[Row], links: list[Row]) -> None:
         keys, link_keys = self._keys, self._link_keys
@@ -413,6 +425,17 @@ class FullLoad:
                 run(f"ALTER INDEX {index.name}_new RENAME TO {index.name}")
 
 
+def _columns(names: Sequence[str], pg: bool) -> str:
+    """Staging column definitions (SQLite: a stand-in's column has no type, so no conversion)."""
+    ts = "TIMESTAMPTZ" if pg else "TEXT"
+    return ", ".join(
+        c
+        if not pg and c in _STOOD_IN
+        else f"{c} {ts if c in _TIMESTAMPS else _TYPES.get(c, 'TEXT')}"
+        for c in names
+    )
+
+
 def _keep_latest(into: dict[str, datetime], key: str, at: datetime) -> None:
     if at > into.get(key, EPOCH):
         into[key] = at
@@ -486,8 +509,10 @@ def _account_new() -> dict[str, str]:
 # key order, and of two listings of one key the later one replaces the earlier: the one observed
 # last, the last one listed among equals (a mention, whole = 0, never replaces a listing).
 _STAGE_KEYS = (
-    f"CREATE INDEX {STAGE_DB}.stage_account_key ON stage_account (user_id, whole, observed_at)",
-    f"CREATE INDEX {STAGE_DB}.stage_link_key ON stage_link (phone, user_id, kind, observed_at)",
+    f"CREATE INDEX {STAGE_DB}.stage_account_key ON stage_account_rows"
+    " (user_id, whole, observed_at)",
+    f"CREATE INDEX {STAGE_DB}.stage_link_key ON stage_link_rows"
+    " (phone, user_id, kind, observed_at)",
 )
 _FINAL_SEEN = f"CASE WHEN {_SEEN} THEN s.observed_at ELSE o.seen_at END >= :snap"
 
