@@ -262,7 +262,9 @@ class UserMapper:
             user_id = get("user_id")
         if not isinstance(user_id, str) or not user_id:
             raise ValueError("missing user_id")
-        identities = _identities(get("identities"))
+        identities = get("identities")
+        if type(identities) is not list or (identities and type(identities[0]) is not dict):
+            identities = _identities(identities)  # not the usual shape: checked, converted
         primary = identities[0] if identities else {}
         provider = primary.get("provider") or get("provider")
         # Auth0's documented CSV example exports `identities[0].connection` as "provider".
@@ -270,23 +272,24 @@ class UserMapper:
         # The usual types are taken as they are (a million users: every call counts).
         email, name, blocked = get("email"), get("name"), get("blocked")
         count, multifactor = get("logins_count"), get("multifactor")
+        modified = get("multifactor_last_modified")
         account = (
             user_id,
             self.observed_at,
             email if email is None or type(email) is str else str(email),
             name if name is None or type(name) is str else str(name),
-            _text(connection),
+            connection if connection is None or type(connection) is str else str(connection),
             blocked if type(blocked) is bool else _flag(blocked, "blocked") or False,
             date(get("created_at"), "created_at"),
             date(get("last_login"), "last_login"),
             count if count is None or type(count) is int else _count(count),
             () if multifactor is None else _providers(multifactor),
-            date(get("multifactor_last_modified"), "multifactor_last_modified"),
+            None if modified is None else date(modified, "multifactor_last_modified"),
         )
-        own_sms = user_id.startswith("sms|") or "sms" in (provider, connection)
         phones: list[ProfilePhone] = []
         raw_phone = get("phone_number")
         if raw_phone:
+            own_sms = user_id.startswith("sms|") or "sms" in (provider, connection)
             kind: Kind = "passwordless" if own_sms else "profile"
             self._add(phones, raw_phone, kind, _flag(get("phone_verified"), "phone_verified"))
         if len(identities) > 1 or (identities and "profileData" in primary):
