@@ -2,9 +2,11 @@
 
 An export lists every account, so rewriting the live tables row by row (an upsert per account,
 then a sweep) touches every page of both b-trees in random order. Instead, in one transaction,
-the export is loaded into staging tables (SQLite: TEMP tables; PostgreSQL: temporary tables
-filled with `COPY`), merged with the current index into fresh tables by two `INSERT ... SELECT`
-per table (indexes built after), and the fresh tables replace the old ones. The merge applies
+the export is loaded into staging tables (SQLite: in a private attached database, read back
+through a covering index; PostgreSQL: temporary tables filled with `COPY`), merged with the
+current index into fresh tables by two `INSERT ... SELECT` per table (SQLite: in key order, into
+tables that already have their indexes; PostgreSQL: keys and indexes built after), and the fresh
+tables replace the old ones. The merge applies
 exactly the rules of `Store.apply` plus the sweep: last writer wins by observed time, accounts
 not in the export and not seen since the snapshot disappear, their passwordless/profile numbers
 too, MFA numbers and enrichment bookkeeping of remaining accounts stay. Readers keep answering
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Column, MetaData, Table, text
+from sqlalchemy import Column, Index, MetaData, Table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, CreateTable, DefaultClause
 
@@ -381,7 +383,7 @@ class FullLoad:
         run("ANALYZE stage_account, stage_link")
 
     def _create_fresh(self, table: Table) -> None:
-        """`<table>_new`: the same columns, no index yet (PostgreSQL: no primary key yet)."""
+        """`<table>_new`: the same columns (PostgreSQL: no primary key or index yet)."""
         keyed = not self.pg  # SQLite cannot add a primary key later; it is filled in order
         fresh = Table(
             f"{table.name}_new",
@@ -402,20 +404,27 @@ class FullLoad:
         )
         self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {fresh.name}")
         self.conn.execute(CreateTable(fresh))
+        if self.pg:
+            return
+        # SQLite: the model's indexes under their own names, before the fresh table is filled
+        # (their entries mostly come in key order: NULLs, then the primary key); the old
+        # table gives its up (readers keep seeing them until the commit).
+        for index in table.indexes:
+            self.conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+            columns = (fresh.c[c.name] for c in index.columns)
+            self.conn.execute(CreateIndex(Index(index.name, *columns, unique=index.unique)))
 
     def _add_key(self, table: Table) -> None:
         key = ", ".join(c.name for c in table.primary_key.columns)
         self.conn.exec_driver_sql(f"ALTER TABLE {table.name}_new ADD PRIMARY KEY ({key})")
 
     def _put_in_place(self, tables: Sequence[Table]) -> None:
-        """Drop the old tables, rename the fresh ones, give them the model's indexes."""
+        """Drop the old tables, rename the fresh ones (PostgreSQL: give them their indexes)."""
         run = self.conn.exec_driver_sql
         if not self.pg:  # readers keep their snapshot whatever this transaction holds
             for table in tables:
                 run(f"DROP TABLE {table.name}")
                 run(f"ALTER TABLE {table.name}_new RENAME TO {table.name}")
-                for index in table.indexes:
-                    self.conn.execute(CreateIndex(index))
             return
         # PostgreSQL: dropping a table locks lookups out until the commit, so everything slow
         # (indexes, statistics) is done on the fresh tables first, then the swap is renames.
