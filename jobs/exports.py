@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
+from isal import igzip, isal_zlib
 
 from phoneindex.changes import AccountSeen, Change, Kind, PhoneLinked, ProfilePhone
 from phoneindex.errors import ImportFileError
@@ -49,6 +50,11 @@ COLUMN_ALIASES = {
 _READ_BUFFER = 1 << 20
 _fromisoformat = datetime.fromisoformat
 _LINES_CHUNK = 1 << 18
+# ISA-L's gzip reader: the same format and checks as the standard library's, inflating about
+# twice as fast (a sixth of a million-user import was zlib). Its stubs leave it untyped and call
+# its exception class an instance.
+_gunzip: Callable[..., Any] = igzip.IGzipFile
+_BAD_GZIP = (EOFError, zlib.error, cast(type[Exception], isal_zlib.error), gzip.BadGzipFile)
 
 
 @dataclass
@@ -114,7 +120,7 @@ class ExportFile:
 
     def users(self) -> Iterator[dict[str, Any]]:
         """Every user of the file, in order; any defect raises ImportFileError naming the line."""
-        buffered: Any = gzip.GzipFile(fileobj=self._raw, mode="rb") if self.gzipped else self._raw
+        buffered: Any = _gunzip(fileobj=self._raw, mode="rb") if self.gzipped else self._raw
         try:
             first = buffered.peek(64).lstrip()[:1]
             if first == b"[":
@@ -124,7 +130,7 @@ class ExportFile:
                 yield from self._ndjson(buffered)
             else:
                 yield from self._csv(buffered)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        except _BAD_GZIP as exc:
             self.line += 1  # the first line not read whole
             raise self._error(f"truncated or corrupt gzip data ({type(exc).__name__})") from None
         except UnicodeDecodeError:
