@@ -2,9 +2,11 @@
 
 An export lists every account, so rewriting the live tables row by row (an upsert per account,
 then a sweep) touches every page of both b-trees in random order. Instead, in one transaction,
-the export is loaded into staging tables (SQLite: TEMP tables; PostgreSQL: temporary tables
-filled with `COPY`), merged with the current index into fresh tables by two `INSERT ... SELECT`
-per table (indexes built after), and the fresh tables replace the old ones. The merge applies
+the export is loaded into staging tables (SQLite: in a private attached database, read back
+through a covering index; PostgreSQL: temporary tables filled with `COPY`), merged with the
+current index into fresh tables by two `INSERT ... SELECT` per table (SQLite: in key order, into
+tables that already have their indexes; PostgreSQL: keys and indexes built after), and the fresh
+tables replace the old ones. The merge applies
 exactly the rules of `Store.apply` plus the sweep: last writer wins by observed time, accounts
 not in the export and not seen since the snapshot disappear, their passwordless/profile numbers
 too, MFA numbers and enrichment bookkeeping of remaining accounts stay. Readers keep answering
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Column, MetaData, Table, text
+from sqlalchemy import Column, Index, MetaData, Table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, CreateTable, DefaultClause
 
@@ -30,6 +32,8 @@ Row = tuple[Any, ...]
 # SQLite: the staging tables' own page cache (the main one stays at db.py's 64 MiB; the key
 # index sort may use as much): an import of a million users stays well under 300 MB resident.
 STAGE_CACHE_KIB = 32_768
+STAGE_DB = "stage"  # SQLite: the staging tables' own database, attached for a load
+STAGE_PAGE_SIZE = 16_384
 PG_WORK_MEM = "256MB"  # the merge's hash joins and sorts, in the server, for this transaction
 
 
@@ -94,6 +98,12 @@ _PROFILE = (
 _TIMESTAMPS = {"created_at", "last_login", "multifactor_last_modified", "observed_at"}
 _TYPES = {"blocked": "BOOLEAN", "logins_count": "INTEGER", "whole": "INTEGER",
           "confirmed": "BOOLEAN"}  # fmt: skip
+# SQLite's driver binds None and booleans several times slower than an int or a str (it looks
+# for an adapter first): booleans are staged as 0/1, and the columns that are usually empty hold
+# an int stand-in instead of NULL (in untyped columns: never equal to one of their text values),
+# which the views the merge reads through turn back into NULL.
+STAND_IN = 0
+_STOOD_IN = {"multifactor", "multifactor_last_modified", "method", "identity"}
 
 
 class LoadCounts(NamedTuple):
@@ -115,6 +125,7 @@ class FullLoad:
         self.accounts = 0
         self.links: dict[str, int] = {}
         self._text: Callable[[datetime | None], Any] = (lambda v: v) if self.pg else stamp_text
+        self._null = None if self.pg else STAND_IN  # what an empty column is staged as
         self._memo: dict[datetime, Any] = {}
         self._oldest: datetime | None = None  # the earliest observation staged
         # PostgreSQL: COPY cannot upsert, so listings are counted by key; only an export that
@@ -128,31 +139,51 @@ class FullLoad:
     # ------------------------------------------------------------ staging
 
     def create_stage(self) -> None:
-        """Empty staging tables (temporary: private to this connection)."""
-        self.drop_stage()
-        ts = "TIMESTAMPTZ" if self.pg else "TEXT"
-        cols = ", ".join(
-            f"{c} {ts if c in _TIMESTAMPS else _TYPES.get(c, 'TEXT')}" for c in _STAGE_ACCOUNT
-        )
-        lcols = ", ".join(
-            f"{c} {ts if c in _TIMESTAMPS else _TYPES.get(c, 'TEXT')}" for c in _STAGE_LINK
-        )
+        """Empty staging tables, private to this connection."""
         run = self.conn.exec_driver_sql
-        if self.pg:
+        if self.pg:  # temporary tables
+            cols, lcols = _columns(_STAGE_ACCOUNT, True), _columns(_STAGE_LINK, True)
             run(f"CREATE TEMP TABLE stage_account_raw ({cols}, seq BIGSERIAL) ON COMMIT DROP")
             run(f"CREATE TEMP TABLE stage_link_raw ({lcols}, seq BIGSERIAL) ON COMMIT DROP")
             return
-        run(f"PRAGMA temp.cache_size=-{STAGE_CACHE_KIB}")
-        # Plain (rowid) tables: appending is the cheapest write by far (inserting a million
-        # random keys into a b-tree costs several times more); the merge sorts once.
-        run(f"CREATE TEMP TABLE stage_account ({cols})")
-        run(f"CREATE TEMP TABLE stage_link ({lcols})")
+        # SQLite: a private database of their own (a temporary file), detached whole afterwards
+        # (dropping a million staged rows would visit every page of them once more).
+        staged = (("stage_account", _STAGE_ACCOUNT), ("stage_link", _STAGE_LINK))
+        if self._stage_attached():  # left over on this connection by a load that failed
+            for name, _cols in staged:
+                run(f"DROP VIEW IF EXISTS {STAGE_DB}.{name}")
+                run(f"DROP TABLE IF EXISTS {STAGE_DB}.{name}_rows")
+        else:
+            run(f"ATTACH DATABASE '' AS {STAGE_DB}")
+            # Bigger pages than the index's: the staged rows are only written, sorted and read
+            # front to back, and fewer, larger pages make each of those cheaper.
+            run(f"PRAGMA {STAGE_DB}.page_size={STAGE_PAGE_SIZE}")
+        run(f"PRAGMA {STAGE_DB}.cache_size=-{STAGE_CACHE_KIB}")
+        for name, columns in staged:
+            # Plain (rowid) tables: appending is the cheapest write by far (inserting a million
+            # random keys into a b-tree costs several times more); one sort orders them.
+            run(
+                f"CREATE TABLE {STAGE_DB}.{name}_rows"
+                f" (seq INTEGER PRIMARY KEY, {_columns(columns, False)})"
+            )
+            shown = ", ".join(
+                f"NULLIF({c}, {STAND_IN}) AS {c}" if c in _STOOD_IN else c for c in columns
+            )
+            run(f"CREATE VIEW {STAGE_DB}.{name} AS SELECT rowid AS rowid, {shown} FROM {name}_rows")
 
     def drop_stage(self) -> None:
-        """SQLite: drop the staging tables (PostgreSQL drops them at commit or rollback)."""
-        if not self.pg:
-            for name in ("stage_account", "stage_link"):
-                self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+        """SQLite: detach the staging database; call after the load's transaction, not in one."""
+        # A writer's transaction locks every attached database (PostgreSQL drops its temporary
+        # tables at commit or rollback).
+        if not self.pg and self._stage_attached():
+            self._raw().execute(f"DETACH DATABASE {STAGE_DB}")
+
+    def _stage_attached(self) -> bool:
+        return any(row[1] == STAGE_DB for row in self._raw().execute("PRAGMA database_list"))
+
+    def _raw(self) -> Any:
+        """The driver's own connection (SQLite: statements outside SQLAlchemy's transactions)."""
+        return self.conn.connection.dbapi_connection
 
     def feed(self, changes: Iterable[Listing], on_batch: Callable[[], None] | None = None) -> None:
         """Stage the export's accounts and links, in batches."""
@@ -199,7 +230,8 @@ class FullLoad:
     def _mention_row(self, user_id: str, observed_at: datetime) -> Row:
         """An account a link names without a listing: kept (or created) and marked seen."""
         self.accounts -= 1  # not an account of the export
-        return (user_id, None, None, None, False, None, None, None, None, None, "",
+        null = self._null
+        return (user_id, None, None, None, 0, None, None, None, null, null, "",
                 self._observed(observed_at), 0)  # fmt: skip
 
     def _observed(self, value: datetime) -> Any:
@@ -211,28 +243,32 @@ class FullLoad:
             return converted
 
     def _exported_row(self, c: ExportedAccount) -> Row:
-        mf = c.multifactor
-        key = mfa_key(mf, _parsed(c.multifactor_last_modified)) if mf else ""
+        mf, modified, null = c.multifactor, c.multifactor_last_modified, self._null
         return (
-            c.user_id, c.email, c.name, c.connection, c.blocked, c.created_at, c.last_login,
-            c.logins_count, ",".join(mf) if mf else None, c.multifactor_last_modified, key,
-            self._observed(c.observed_at), 1,
+            c.user_id, c.email, c.name, c.connection, 1 if c.blocked else 0, c.created_at,
+            c.last_login, c.logins_count, ",".join(mf) if mf else null,
+            null if modified is None else modified,
+            mfa_key(mf, _parsed(modified)) if mf else "", self._observed(c.observed_at), 1,
         )  # fmt: skip
 
     def _seen_row(self, c: AccountSeen) -> Row:
-        mf = c.multifactor
+        mf, modified, null = c.multifactor, c.multifactor_last_modified, self._null
         ts = self._text
         return (
-            c.user_id, c.email, c.name, c.connection, c.blocked, ts(c.created_at),
-            ts(c.last_login), c.logins_count, ",".join(mf) if mf else None,
-            ts(c.multifactor_last_modified), mfa_key(mf, c.multifactor_last_modified),
+            c.user_id, c.email, c.name, c.connection, 1 if c.blocked else 0, ts(c.created_at),
+            ts(c.last_login), c.logins_count, ",".join(mf) if mf else null,
+            null if modified is None else ts(modified), mfa_key(mf, modified),
             self._observed(c.observed_at), 1,
         )  # fmt: skip
 
     def _link_row(self, c: PhoneLinked) -> Row:
         self.links[c.kind] = self.links.get(c.kind, 0) + 1
-        return (c.phone, c.user_id, c.kind, c.method, c.confirmed, c.source,
-                self._observed(c.observed_at), c.identity)  # fmt: skip
+        method, confirmed, identity, null = c.method, c.confirmed, c.identity, self._null
+        return (
+            c.phone, c.user_id, c.kind, null if method is None else method,
+            None if confirmed is None else 1 if confirmed else 0, c.source,
+            self._observed(c.observed_at), null if identity is None else identity,
+        )  # fmt: skip
 
     def _flush(self, accounts: list[Row], links: list[Row]) -> None:
         self.accounts += len(accounts)
@@ -244,10 +280,13 @@ class FullLoad:
         run = self.conn.exec_driver_sql
         if accounts:
             marks = ", ".join("?" * len(_STAGE_ACCOUNT))
-            run(f"INSERT INTO stage_account VALUES ({marks})", accounts)
+            run(
+                f"INSERT INTO stage_account_rows ({', '.join(_STAGE_ACCOUNT)}) VALUES ({marks})",
+                accounts,
+            )
         if links:
             marks = ", ".join("?" * len(_STAGE_LINK))
-            run(f"INSERT INTO stage_link VALUES ({marks})", links)
+            run(f"INSERT INTO stage_link_rows ({', '.join(_STAGE_LINK)}) VALUES ({marks})", links)
 
     def _note_keys(self, accounts: list[Row], links: list[Row]) -> None:
         keys, link_keys = self._keys, self._link_keys
@@ -344,7 +383,7 @@ class FullLoad:
         run("ANALYZE stage_account, stage_link")
 
     def _create_fresh(self, table: Table) -> None:
-        """`<table>_new`: the same columns, no index yet (PostgreSQL: no primary key yet)."""
+        """`<table>_new`: the same columns (PostgreSQL: no primary key or index yet)."""
         keyed = not self.pg  # SQLite cannot add a primary key later; it is filled in order
         fresh = Table(
             f"{table.name}_new",
@@ -365,20 +404,27 @@ class FullLoad:
         )
         self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {fresh.name}")
         self.conn.execute(CreateTable(fresh))
+        if self.pg:
+            return
+        # SQLite: the model's indexes under their own names, before the fresh table is filled
+        # (their entries mostly come in key order: NULLs, then the primary key); the old
+        # table gives its up (readers keep seeing them until the commit).
+        for index in table.indexes:
+            self.conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+            columns = (fresh.c[c.name] for c in index.columns)
+            self.conn.execute(CreateIndex(Index(index.name, *columns, unique=index.unique)))
 
     def _add_key(self, table: Table) -> None:
         key = ", ".join(c.name for c in table.primary_key.columns)
         self.conn.exec_driver_sql(f"ALTER TABLE {table.name}_new ADD PRIMARY KEY ({key})")
 
     def _put_in_place(self, tables: Sequence[Table]) -> None:
-        """Drop the old tables, rename the fresh ones, give them the model's indexes."""
+        """Drop the old tables, rename the fresh ones (PostgreSQL: give them their indexes)."""
         run = self.conn.exec_driver_sql
         if not self.pg:  # readers keep their snapshot whatever this transaction holds
             for table in tables:
                 run(f"DROP TABLE {table.name}")
                 run(f"ALTER TABLE {table.name}_new RENAME TO {table.name}")
-                for index in table.indexes:
-                    self.conn.execute(CreateIndex(index))
             return
         # PostgreSQL: dropping a table locks lookups out until the commit, so everything slow
         # (indexes, statistics) is done on the fresh tables first, then the swap is renames.
@@ -396,6 +442,17 @@ class FullLoad:
             run(f"ALTER TABLE {name} RENAME CONSTRAINT {name}_new_pkey TO {name}_pkey")
             for index in table.indexes:
                 run(f"ALTER INDEX {index.name}_new RENAME TO {index.name}")
+
+
+def _columns(names: Sequence[str], pg: bool) -> str:
+    """Staging column definitions (SQLite: a stand-in's column has no type, so no conversion)."""
+    ts = "TIMESTAMPTZ" if pg else "TEXT"
+    return ", ".join(
+        c
+        if not pg and c in _STOOD_IN
+        else f"{c} {ts if c in _TIMESTAMPS else _TYPES.get(c, 'TEXT')}"
+        for c in names
+    )
 
 
 def _keep_latest(into: dict[str, datetime], key: str, at: datetime) -> None:
@@ -466,13 +523,24 @@ def _account_new() -> dict[str, str]:
     }
 
 
-# SQLite: the staged rows are read through a key index in key order (sorting the keys is far
-# cheaper than sorting whole rows): the index is then probed, and the fresh table written, in
-# key order, and of two listings of one key the later one replaces the earlier: the one observed
-# last, the last one listed among equals (a mention, whole = 0, never replaces a listing).
+# SQLite: the staged rows are read in key order through an index holding all their columns
+# (built in one sort, then read front to back; a key-only index would fetch every row from a
+# random page of the staged table). The index is then probed, and the fresh table written, in key
+# order, and of two listings of one key the later one replaces the earlier: the one observed
+# last, the last one listed among equals (`seq`, the row's rowid; a mention, whole = 0, never
+# replaces a listing).
+_ACCOUNT_ORDER = ("user_id", "whole", "observed_at", "seq")
+_LINK_ORDER = ("phone", "user_id", "kind", "observed_at", "seq")
+
+
+def _covering(name: str, order: tuple[str, ...], columns: Sequence[str]) -> str:
+    everything = order + tuple(c for c in columns if c not in order)
+    return f"CREATE INDEX {STAGE_DB}.{name}_key ON {name}_rows ({', '.join(everything)})"
+
+
 _STAGE_KEYS = (
-    "CREATE INDEX temp.stage_account_key ON stage_account (user_id, whole, observed_at)",
-    "CREATE INDEX temp.stage_link_key ON stage_link (phone, user_id, kind, observed_at)",
+    _covering("stage_account", _ACCOUNT_ORDER, _STAGE_ACCOUNT),
+    _covering("stage_link", _LINK_ORDER, _STAGE_LINK),
 )
 _FINAL_SEEN = f"CASE WHEN {_SEEN} THEN s.observed_at ELSE o.seen_at END >= :snap"
 

@@ -232,9 +232,7 @@ class Store:
                     load.feed(changes, progress)
                     counts = self._swap(conn, load, snapshot_at)
             finally:
-                if not load.pg:
-                    with conn.begin():
-                        load.drop_stage()
+                load.drop_stage()
         stats.accounts_seen = counts.accounts
         stats.links = dict(counts.links)
         stats.accounts_removed = counts.accounts_removed
