@@ -400,7 +400,7 @@ def serve(
     import uvicorn
 
     from bot.accesslog import mask_access_log
-    from bot.http11 import NoDelayH11Protocol
+    from bot.http11 import NoDelayHttpProtocol
 
     c = _ctx(ctx)
     if workers > 1:  # before anything counts: every process's metrics go to one directory
@@ -416,7 +416,7 @@ def serve(
     with _scheduler_running(embedded):
         try:
             options: dict[str, Any] = {"host": host, "port": port, "log_level": level}
-            options["http"] = NoDelayH11Protocol
+            options["http"] = NoDelayHttpProtocol
             if web is not None:
                 uvicorn.run(web, **options)
             else:  # each worker builds the app itself: bot.cli:worker_app

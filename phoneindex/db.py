@@ -50,6 +50,12 @@ def make_engine(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_MS, **kwargs: An
     elif url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if url.startswith("sqlite"):
+        if url not in ("sqlite://", "sqlite:///:memory:"):  # a file: a pool that does not churn
+            # Threads serving requests, the audit writer and the scheduler's jobs outnumber
+            # SQLAlchemy's default 5: connections past it were opened (with our PRAGMAs) and
+            # closed again for every busy moment.
+            kwargs.setdefault("pool_size", PG_POOL_SIZE)
+            kwargs.setdefault("max_overflow", PG_MAX_OVERFLOW)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
