@@ -101,8 +101,9 @@ def linked(phone: dict[str, Any]) -> str:
     elif phone.get("confirmed") is False:
         traits.append("unconfirmed")
     what = f"{kind} ({', '.join(traits)})" if traits else kind
+    of = f" of the linked identity `{phone['identity']}`" if phone.get("identity") else ""
     source = SOURCES.get(phone["source"], "other source")
-    return f"Linked as **{what}**, from {source}, {when(phone.get('updated_at'))}"
+    return f"Linked as **{what}**{of}, from {source}, {when(phone.get('updated_at'))}"
 
 
 def freshness(fresh: dict[str, Any]) -> str:

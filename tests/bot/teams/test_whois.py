@@ -198,3 +198,19 @@ def test_installing_the_bot_in_a_personal_chat_says_how_to_use_it(teams: Tenant)
     assert "`whois NUMBER`" in welcome.body["text"]
     time.sleep(0.2)
     assert len(teams.fake.connector_calls()) == 1  # only the bot's own arrival is greeted
+
+
+def test_a_number_on_a_linked_identity_says_which_identity() -> None:
+    from bot.teams import texts
+
+    link = {
+        "kind": "passwordless",
+        "method": None,
+        "confirmed": True,
+        "source": "export",
+        "updated_at": "2026-11-26T03:10:00Z",
+        "identity": "sms|5f0c1a2b3c4d5e6f7a8b9c0d",
+    }
+    line = texts.linked(link)
+    assert "of the linked identity `sms|5f0c1a2b3c4d5e6f7a8b9c0d`" in line
+    assert "identity" not in texts.linked(link | {"identity": None})
