@@ -145,10 +145,28 @@ class LocalBudget:
         return None
 
 
-class FileBudget:
-    """Processes on one machine: the state in a small file, changed under an exclusive flock."""
+Step = Callable[[State, float], tuple[State, Slot | None]]
+
+
+class _Stored:
+    """A budget whose state lives outside the process: `_change` runs a step on it, atomically."""
 
     shared = True
+
+    def _change(self, step: Step) -> Slot | None:
+        raise NotImplementedError
+
+    def reserve(self, interval: float, bulk: bool, max_ahead: float) -> Slot:
+        slot = self._change(lambda state, now: reserve(state, now, interval, bulk, max_ahead))
+        assert slot is not None
+        return slot
+
+    def hold(self, seconds: float, bulk_only: bool) -> None:
+        self._change(lambda state, now: (held(state, now, seconds, bulk_only), None))
+
+
+class FileBudget(_Stored):
+    """Processes on one machine: the state in a small file, changed under an exclusive flock."""
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         import fcntl  # POSIX only; open_budget falls back to LocalBudget elsewhere
@@ -160,7 +178,7 @@ class FileBudget:
         self._lock = threading.Lock()  # flock does not exclude threads sharing one descriptor
         self._file: IO[bytes] = open(path, "a+b")  # noqa: SIM115  (kept open; close() closes)
 
-    def _change(self, step: Callable[[State, float], tuple[State, Slot | None]]) -> Slot | None:
+    def _change(self, step: Step) -> Slot | None:
         with self._lock:
             self._flock(self._file.fileno(), self._ex)
             try:
@@ -178,22 +196,12 @@ class FileBudget:
                 self._flock(self._file.fileno(), self._un)
         return _spent(slot, read_at)
 
-    def reserve(self, interval: float, bulk: bool, max_ahead: float) -> Slot:
-        slot = self._change(lambda state, now: reserve(state, now, interval, bulk, max_ahead))
-        assert slot is not None
-        return slot
-
-    def hold(self, seconds: float, bulk_only: bool) -> None:
-        self._change(lambda state, now: (held(state, now, seconds, bulk_only), None))
-
     def close(self) -> None:
         self._file.close()
 
 
-class DatabaseBudget:
+class DatabaseBudget(_Stored):
     """Processes on any machine sharing a PostgreSQL database: one row, the database's clock."""
-
-    shared = True
 
     def __init__(self, engine: Engine, name: str) -> None:
         self.engine = engine
@@ -207,7 +215,7 @@ class DatabaseBudget:
                 {"name": name},
             )
 
-    def _change(self, step: Callable[[State, float], tuple[State, Slot | None]]) -> Slot | None:
+    def _change(self, step: Step) -> Slot | None:
         with self.engine.begin() as conn:
             conn.exec_driver_sql(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
             row = conn.execute(
@@ -235,14 +243,6 @@ class DatabaseBudget:
                     },
                 )
         return _spent(slot, read_at)
-
-    def reserve(self, interval: float, bulk: bool, max_ahead: float) -> Slot:
-        slot = self._change(lambda state, now: reserve(state, now, interval, bulk, max_ahead))
-        assert slot is not None
-        return slot
-
-    def hold(self, seconds: float, bulk_only: bool) -> None:
-        self._change(lambda state, now: (held(state, now, seconds, bulk_only), None))
 
     def close(self) -> None:
         self.engine.dispose()
