@@ -5,21 +5,23 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 from phoneindex import models  # noqa: F401  (registers the tables)
 from phoneindex.errors import DatabaseError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration; a database already there skips Alembic entirely (fast start-up).
@@ -35,6 +37,12 @@ SQLITE_BUSY_MS = 30_000
 PG_POOL_SIZE = 10
 PG_MAX_OVERFLOW = 10
 PG_POOL_TIMEOUT_S = 5.0
+# A pooled PostgreSQL connection idle longer than this is pinged before it is handed out (a
+# firewall or the server may have dropped it meanwhile). One used more recently is not: that
+# ping was a round trip on every lookup. A server restart is still noticed: the first statement
+# on a dropped connection fails as a disconnect, which retires every older pooled connection
+# (reads retry once: `retry_disconnect`).
+PING_AFTER_IDLE_S = 10.0
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_MS, **kwargs: Any) -> Engine:
@@ -66,9 +74,44 @@ def make_engine(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_MS, **kwargs: An
         kwargs.setdefault("pool_size", PG_POOL_SIZE)
         kwargs.setdefault("max_overflow", PG_MAX_OVERFLOW)
         kwargs.setdefault("pool_timeout", PG_POOL_TIMEOUT_S)
-        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+        engine = create_engine(url, **kwargs)
+        _ping_when_idle(engine)
     log.info("database: %s", safe_url(engine))
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection at checkout only when it sat in the pool PING_AFTER_IDLE_S."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned_at")
+        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_S:
+            return  # new, or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # any driver error: the pool replaces the connection
+            raise DisconnectionError("an idle pooled connection did not answer") from exc
+
+
+def retry_disconnect(read: Callable[[], T]) -> T:
+    """Run a read; once more if it failed because the server dropped its connection.
+
+    Only for reads (running one twice changes nothing). The failed connection and every one
+    pooled before it are retired by then, so the second try gets a fresh connection.
+    """
+    try:
+        return read()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.info("the database dropped a pooled connection; reading again on a new one")
+        return read()
 
 
 def safe_url(engine: Engine) -> str:
@@ -261,9 +304,13 @@ def truncate_wal(engine: Engine) -> None:
 
 def ping(engine: Engine) -> bool:
     """True when the database answers a trivial query."""
-    try:
+
+    def select_one() -> None:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
+
+    try:
+        retry_disconnect(select_one)  # a connection the server dropped is not an outage
         return True
     except SQLAlchemyError:
         return False

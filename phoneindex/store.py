@@ -30,7 +30,7 @@ from phoneindex.changes import (
     RefetchRequested,
     mfa_key,
 )
-from phoneindex.db import truncate_wal, upsert_insert, write_within, writer
+from phoneindex.db import retry_disconnect, truncate_wal, upsert_insert, write_within, writer
 from phoneindex.fullload import FullLoad, Listing, LoadCounts
 from phoneindex.models import EPOCH, UTCDateTime, account_table, checkpoint_table, link_table
 from phoneindex.seen_events import SeenEvent, remember
@@ -159,6 +159,9 @@ class Store:
             (lambda phone: (phone,)) if engine.dialect.positional else (lambda p: {"phone": p})
         )
         self._iso_out: Callable[[Any], str | None] = _sqlite_iso if not pg else iso
+        # Lookups read outside a transaction on PostgreSQL: one round trip each instead of
+        # BEGIN, SELECT, ROLLBACK (a lookup is one statement; the freshness comes from a cache).
+        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT") if pg else engine
         # Freshness read by lookups, kept for a second (this store's own writes reset it).
         self._fresh_cache: tuple[float, dict[str, str | None]] | None = None
 
@@ -686,9 +689,12 @@ class Store:
     def lookup(self, phone: str, query: str | None = None) -> dict[str, Any]:
         """The contract's lookup document: every account linked to the E.164 `phone`."""
         sql, params = self._lookup_sql, self._lookup_params(phone)
-        with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql(sql, params).all()
-            fresh = self._freshness(conn)
+
+        def read() -> tuple[list[Any], dict[str, Any]]:
+            with self._reads.connect() as conn:
+                return list(conn.exec_driver_sql(sql, params).all()), self._freshness(conn)
+
+        rows, fresh = retry_disconnect(read)
         return {
             "query": phone if query is None else query,
             "phone": phone,

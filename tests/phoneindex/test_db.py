@@ -10,10 +10,20 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
-from phoneindex.db import MIGRATIONS, SCHEMA_REVISION, _alembic_config, make_engine, open_database
+from phoneindex import db
+from phoneindex.db import (
+    MIGRATIONS,
+    SCHEMA_REVISION,
+    _alembic_config,
+    make_engine,
+    open_database,
+    retry_disconnect,
+)
 from phoneindex.errors import DatabaseError
 from phoneindex.settings import load_settings
+from phoneindex.store import Store
 from tests.bot.test_cli import run
 from tests.conftest import PG_ADMIN_URL
 
@@ -122,3 +132,87 @@ def test_a_percent_encoded_password_migrates_and_never_reaches_a_log(
         assert "w0rd" not in done.stderr
         assert ":***@" in done.stderr  # -v logs the database URL, password hidden
     assert json.loads(done.stdout)["accounts"] == 0
+
+
+# --------------------------------------------------------------- dropped PostgreSQL connections
+
+
+def _terminate_others(engine_url: str) -> int:
+    """Kill every other session on the test database, as a server restart or a firewall would."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = engine_url.rsplit("/", 1)[1]
+    with admin.connect() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        ).scalar_one()
+    admin.dispose()
+    return int(killed)
+
+
+def _store_with_pooled_connections(url: str) -> Store:
+    store = Store(open_database(url))
+    with store.engine.connect() as a, store.engine.connect() as b:  # two pooled connections
+        a.exec_driver_sql("SELECT 1")
+        b.exec_driver_sql("SELECT 1")
+    return store
+
+
+def test_a_lookup_survives_the_server_dropping_recent_connections(pg_url: str) -> None:
+    store = _store_with_pooled_connections(pg_url)
+    assert store.lookup("+14155550100")["accounts"] == []  # used a moment ago: no ping
+    assert _terminate_others(pg_url) >= 1
+    # The pooled connection is dead; the lookup notices, retires the pool and reads again.
+    assert store.lookup("+14155550100")["accounts"] == []
+    assert store.lookup("+14155550100")["accounts"] == []
+    _terminate_others(pg_url)
+    assert db.ping(store.engine)  # /healthz: a dropped connection is not an outage
+    store.engine.dispose()
+
+
+def test_an_idle_pooled_connection_is_pinged_before_use(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store_with_pooled_connections(pg_url)
+    assert _terminate_others(pg_url) >= 1
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)  # every pooled connection counts as idle
+    # Writes are not retried: only the ping at checkout can make this one work.
+    store.set_checkpoint("probe", "value")
+    assert store.get_checkpoint("probe") == "value"
+    store.engine.dispose()
+
+
+def test_a_write_on_a_dropped_recent_connection_fails_cleanly(pg_url: str) -> None:
+    store = _store_with_pooled_connections(pg_url)
+    _terminate_others(pg_url)
+    with pytest.raises(DBAPIError) as failed:
+        store.set_checkpoint("probe", "value")  # not retried: a write is never run twice here
+    assert failed.value.connection_invalidated
+    store.set_checkpoint("probe", "value")  # the next one gets a fresh connection
+    assert store.get_checkpoint("probe") == "value"
+    store.engine.dispose()
+
+
+def test_reads_are_retried_once_and_only_on_a_dropped_connection() -> None:
+    calls: list[int] = []
+
+    def dropped() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise DBAPIError("SELECT", None, Exception("gone"), connection_invalidated=True)
+        return "read"
+
+    assert retry_disconnect(dropped) == "read"
+    assert len(calls) == 2
+
+    def broken() -> str:
+        calls.append(1)
+        raise DBAPIError("SELECT", None, Exception("syntax"))
+
+    calls.clear()
+    with pytest.raises(DBAPIError):
+        retry_disconnect(broken)
+    assert len(calls) == 1
