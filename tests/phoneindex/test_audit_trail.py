@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
 from phoneindex.audit import Allowance, Audit
 from phoneindex.audit_spool import default_spool_dir
-from phoneindex.audit_trail import AuditTrail
+from phoneindex.audit_trail import GATHER_SECONDS, AuditTrail
 from phoneindex.db import open_database
 from tests.conftest import T0, Clock, write_locked
 from tests.phoneindex.test_audit import every_stored_value
@@ -134,6 +136,29 @@ def test_concurrent_lookups_by_one_actor_never_pass_the_limit(trail: AuditTrail)
     for t in threads:
         t.join()
     assert sorted(allowed) == [False] * 5 + [True] * 3
+
+
+def test_a_burst_of_lookups_is_written_in_a_few_transactions(
+    trail: AuditTrail, engine: Engine
+) -> None:
+    inserts: list[int] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def count(_conn: Any, _cur: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO AUDIT_EVENT"):
+            inserts.append(1)
+
+    started = time.monotonic()
+    for _ in range(100):  # as a busy phone system asks: a lookup every few milliseconds
+        assert lookup(trail, "connect", 0, via="api")
+        time.sleep(0.003)
+    spent = time.monotonic() - started
+    assert trail.flush(timeout=10)
+    with engine.connect() as conn:
+        written = conn.exec_driver_sql("SELECT count(*) FROM audit_event").scalar_one()
+    assert written == 100
+    # One transaction (and WAL flush) per gathering interval, not one per lookup.
+    assert 1 <= len(inserts) <= min(spent / GATHER_SECONDS + 2, 25)
 
 
 def test_a_failed_lookup_does_not_count(trail: AuditTrail) -> None:
