@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 HELP_WORDS = frozenset({"", "help", "?", "-h", "--help"})
 T = TypeVar("T")
 WAITING_WORKERS = 32  # live checks in flight at once, across every surface of the process
+# Threads that read the index for lookups. Few on purpose: a lookup is a fraction of a
+# millisecond of work that holds the GIL, and each more thread taking turns at it costs context
+# switches (with the event loop's 6 default threads, 8 concurrent API clients caused ~45 switches
+# per lookup and a p99 twice today's: benchmarks/RESULTS.md). Two, so one slow read (a cold
+# page, a PostgreSQL round trip) never holds up every other lookup.
+INDEX_READERS = 2
 OVERVIEW_SECONDS = 5.0  # the App Home overview is counted at most this often
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
@@ -232,10 +238,15 @@ class Answers:
         # Work that may wait on Auth0 (live checks: seconds) runs on threads of its own, so the
         # event loop's default pool stays free for lookups, health checks and webhooks.
         self._waiting = ThreadPoolExecutor(WAITING_WORKERS, thread_name_prefix="answers-live")
+        self._reading = ThreadPoolExecutor(INDEX_READERS, thread_name_prefix="answers-index")
 
     async def waiting_on_auth0(self, work: Callable[[], T]) -> T:
         """Run `work`, which may wait on the Management API, off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self._waiting, work)
+
+    async def reading_index(self, work: Callable[[], T]) -> T:
+        """Run `work`, a lookup in the index (no Auth0), off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._reading, work)
 
     @classmethod
     def build(
@@ -431,6 +442,7 @@ class Answers:
         """Finish the queued alerts, write (or spool) the audit rows, close our Auth0 client."""
         self.live_checks.close()
         self._waiting.shutdown(wait=False, cancel_futures=True)
+        self._reading.shutdown(wait=True, cancel_futures=True)  # their rows go in the trail
         self.alert_writes.close()
         self.trail.close()
         if self._owned is not None:

@@ -11,7 +11,6 @@ Index reads and live checks run off the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import hmac
@@ -20,9 +19,8 @@ import time
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request, Security
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from fastapi.security import HTTPBearer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -46,7 +44,10 @@ WRONG_KEY = "unknown API key"
 TOO_LARGE = f"the body is larger than {MAX_BODY_BYTES // 1024} KB"
 UNAVAILABLE = "the index cannot answer now; try again shortly"
 
-BEARER = HTTPBearer(auto_error=False, scheme_name="apiKey", description=f"A key from {VARIABLE}.")
+# The key as OpenAPI describes it. authenticate() checks it; a FastAPI security dependency
+# would do nothing more on each request than cost a dependency resolution.
+SCHEME = "apiKey"
+BEARER_SCHEME = {"type": "http", "scheme": "bearer", "description": f"A key from {VARIABLE}."}
 API_ROLES = Roles(SURFACE, frozenset(), frozenset(), VARIABLE, VARIABLE)
 
 
@@ -80,6 +81,7 @@ def register(app: FastAPI, settings: Settings, answers: Answers | None) -> None:
     if answers is None or not keys:
         log.info("%s is not set: %s answers 401", VARIABLE, LOOKUP)
     default_limit = settings.agent_lookups_per_hour
+    _document_the_key(app)
 
     def authenticate(request: Request) -> Asker | Response:
         """The asker for the request's key, or the 401 to send."""
@@ -100,7 +102,8 @@ def register(app: FastAPI, settings: Settings, answers: Answers | None) -> None:
         until = started + wanted.timeout_ms / 1000 if wanted.live else None
         try:
             ask = functools.partial(answers.look_up, asker, wanted.phone, live_until=until)
-            found = await (answers.waiting_on_auth0(ask) if wanted.live else asyncio.to_thread(ask))
+            run = answers.waiting_on_auth0 if wanted.live else answers.reading_index
+            found = await run(ask)
         except UnusableNumber as exc:
             return _problem(400, f"not a usable phone number: {exc.reason}")
         except OverLimit as exc:
@@ -119,8 +122,7 @@ def register(app: FastAPI, settings: Settings, answers: Answers | None) -> None:
         tags=["lookup"],
         response_model=None,
         responses=_RESPONSES,
-        dependencies=[Security(BEARER)],
-        openapi_extra=_REQUEST_BODY,
+        openapi_extra=_REQUEST_BODY | _SECURITY,
     )
     async def post_lookup(request: Request) -> Response:
         started = time.monotonic()
@@ -143,8 +145,7 @@ def register(app: FastAPI, settings: Settings, answers: Answers | None) -> None:
         tags=["lookup"],
         response_model=None,
         responses={k: v for k, v in _RESPONSES.items() if k != 413},
-        dependencies=[Security(BEARER)],
-        openapi_extra=_QUERY,
+        openapi_extra=_QUERY | _SECURITY,
     )
     async def get_lookup(request: Request) -> Response:
         started = time.monotonic()
@@ -158,6 +159,21 @@ def register(app: FastAPI, settings: Settings, answers: Answers | None) -> None:
         except ValueError as exc:
             return _problem(400, str(exc))
         return await answer(asker, wanted, started)
+
+
+def _document_the_key(app: FastAPI) -> None:
+    """Add the bearer key to the OpenAPI document's security schemes (the routes refer to it)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            spec.setdefault("components", {}).setdefault("securitySchemes", {})[SCHEME] = dict(
+                BEARER_SCHEME
+            )
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _from_query(request: Request) -> m.LookupRequest:
@@ -235,6 +251,7 @@ _GET_DOC = (
     "The same lookup with the number in the query string. Prefer POST: URLs end up in proxy "
     "and load-balancer logs."
 )
+_SECURITY: dict[str, Any] = {"security": [{SCHEME: []}]}
 _REQUEST_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,

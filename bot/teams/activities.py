@@ -164,7 +164,7 @@ async def _reply(ctx: TeamsContext, turn: Turn) -> dict[str, Any]:
     if word in HELP:
         raise HelpAsked()
     text = rest if word in WHOIS_WORDS else f"{command} {rest}".strip()
-    answer = await asyncio.to_thread(ctx.answers.whois, asker, text)
+    answer = await ctx.answers.reading_index(lambda: ctx.answers.whois(asker, text))
     return answer_message(answer)
 
 
@@ -217,7 +217,7 @@ async def _card_action(ctx: TeamsContext, turn: Turn) -> Outcome:
         phone = button_phone(str(data.get("phone") or ""))
         if verb == render.VERB_PAGE:
             page = _page(data.get("page"))
-            answer = await asyncio.to_thread(ctx.answers.page, asker, phone, page)
+            answer = await ctx.answers.reading_index(lambda: ctx.answers.page(asker, phone, page))
             return _card_response(render.whois(answer))
         ctx.answers.require_agent(asker)
         check = ctx.answers.verify_live if verb == render.VERB_VERIFY else ctx.answers.search_live

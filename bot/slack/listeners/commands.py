@@ -20,7 +20,7 @@ def register(app: AsyncApp, ctx: SlackContext) -> None:
     async def whois(ack: AsyncAck, command: dict[str, Any]) -> None:
         """Answer in the acknowledgement itself: the index lookup takes milliseconds."""
         asker, text = ctx.asker(command["user_id"]), command.get("text") or ""
-        answer = await asyncio.to_thread(ctx.answers.whois, asker, text)
+        answer = await ctx.answers.reading_index(lambda: ctx.answers.whois(asker, text))
         await ack(**render.whois(answer))
 
     async def reindex_ack(ack: AsyncAck, command: dict[str, Any]) -> None:
