@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -162,6 +162,8 @@ class Store:
         # Lookups read outside a transaction on PostgreSQL: one round trip each instead of
         # BEGIN, SELECT, ROLLBACK (a lookup is one statement; the freshness comes from a cache).
         self._reads = engine.execution_options(isolation_level="AUTOCOMMIT") if pg else engine
+        self._pg = pg
+        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         # Freshness read by lookups, kept for a second (this store's own writes reset it).
         self._fresh_cache: tuple[float, dict[str, str | None]] | None = None
 
@@ -690,11 +692,18 @@ class Store:
         """The contract's lookup document: every account linked to the E.164 `phone`."""
         sql, params = self._lookup_sql, self._lookup_params(phone)
 
-        def read() -> tuple[list[Any], dict[str, Any]]:
+        def read() -> tuple[Sequence[Any], dict[str, Any]]:
             with self._reads.connect() as conn:
-                return list(conn.exec_driver_sql(sql, params).all()), self._freshness(conn)
+                return conn.exec_driver_sql(sql, params).all(), self._freshness(conn)
 
-        rows, fresh = retry_disconnect(read)
+        try:
+            rows = self._read_directly(sql, params)
+        except self._dbapi_error:
+            # A dropped connection, a server away: read the usual way, which words the error,
+            # retires dropped connections and reads once more after one.
+            rows, fresh = retry_disconnect(read)
+        else:
+            fresh = retry_disconnect(lambda: self._freshness(None))
         return {
             "query": phone if query is None else query,
             "phone": phone,
@@ -714,14 +723,46 @@ class Store:
         )  # fmt: skip
         return str(stmt.compile(dialect=self.engine.dialect))
 
+    def _read_directly(self, sql: str, params: Any) -> Sequence[Any]:
+        """Rows of one read on a pooled driver connection, around SQLAlchemy's Connection.
+
+        The hot path: lookups spent more in SQLAlchemy's execution machinery (and in the GIL
+        hand-overs between its steps) than in the query (benchmarks/RESULTS.md, issue 9).
+        PostgreSQL reads in autocommit (no BEGIN/ROLLBACK round trips); SQLite's connections
+        never open a transaction for a SELECT. A driver error invalidates the connection and
+        is raised for the caller to read again the usual way.
+        """
+        raw = self.engine.raw_connection()
+        try:
+            driver: Any = raw.driver_connection
+            if self._pg:
+                driver.autocommit = True
+            cursor = raw.cursor()
+            try:
+                cursor.execute(sql, params)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+            if self._pg:
+                driver.autocommit = False
+        except self._dbapi_error as exc:
+            raw.invalidate(exc)
+            raise
+        finally:
+            raw.close()
+        return rows
+
     def freshness(self) -> dict[str, Any]:
         """When the index last had a full sync and any update, and whether it is stale."""
-        with self.engine.connect() as conn:
-            return self._freshness(conn)
+        return self._freshness(None)
 
-    def _freshness(self, conn: Connection) -> dict[str, Any]:
+    def _freshness(self, conn: Connection | None) -> dict[str, Any]:
+        """From the cache, else read (on `conn`, or on a connection of its own)."""
         cached = self._fresh_cache
         if cached is None or time.monotonic() - cached[0] > FRESHNESS_TTL:
+            if conn is None:
+                with self._reads.connect() as own:
+                    return self._freshness(own)
             rows = conn.execute(
                 select(checkpoint_table.c.name, checkpoint_table.c.value).where(
                     checkpoint_table.c.name.in_((LAST_UPDATE, LAST_FULL_SYNC))
