@@ -463,7 +463,17 @@ def _web_app(
     answers = slack.answers if slack else (_answers(c, embedded) if wanted else None)
     teams = _teams_context(c, embedded, answers) if on_teams else None
     web = create_app(c.settings, store=c.store, slack=slack, teams=teams, answers=answers)
+    _freeze_startup_heap()
     return web, on_slack, on_teams
+
+
+def _freeze_startup_heap() -> None:
+    """Leave what start-up built (~150,000 objects: modules, phone metadata, the app) out of the
+    garbage collector's full passes: each took 35-60 ms, and every request in flight waited."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _metrics_dir() -> None:
