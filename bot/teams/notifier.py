@@ -28,7 +28,7 @@ class WorkflowsNotifier:
 
     def __init__(self, url: str, *, http: httpx.Client | None = None) -> None:
         self._url = url  # its query string signs the request: never logged
-        self._http = http or httpx.Client(timeout=TIMEOUT)
+        self._http = http  # given (tests), else one per alert: alerts are rare, none left open
         redact_httpx_logs()  # httpx logs each request's URL at INFO
 
     def __repr__(self) -> str:
@@ -44,7 +44,11 @@ class WorkflowsNotifier:
         """Post the alert; NotifierError if the workflow did not take it."""
         body = {"type": "message", "attachments": [attachment(alert_card(alert))]}
         try:
-            response = self._http.post(self._url, json=body)
+            if self._http is not None:
+                response = self._http.post(self._url, json=body)
+            else:
+                with httpx.Client(timeout=TIMEOUT) as http:
+                    response = http.post(self._url, json=body)
         except httpx.HTTPError as exc:
             raise NotifierError(f"the Teams webhook is unreachable: {type(exc).__name__}") from None
         if response.status_code >= 300:
