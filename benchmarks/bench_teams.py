@@ -39,10 +39,6 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 import bench_slack as bs  # noqa: E402
 
-from phoneindex.db import open_database  # noqa: E402
-from phoneindex.errors import UnusableNumber  # noqa: E402
-from phoneindex.numbers import to_e164  # noqa: E402
-from phoneindex.store import Store  # noqa: E402
 from tests.fake_teams import APP_ID, APP_PASSWORD, TENANT, FakeTeams, activity  # noqa: E402
 
 MESSAGES = "/api/messages"
@@ -165,34 +161,12 @@ def report(samples: list[Sample], seconds: float, cpu: float) -> dict[str, Any]:
     }
 
 
-def indexed(db: Path, queries: list[bs.Query]) -> list[bs.Query]:
-    """The usable queries, with the account counts the index gives (linked identities too)."""
-    store = Store(open_database(f"sqlite:///{db}"))
-    try:
-        return [
-            bs.Query(q.phone, len(store.lookup(q.phone)["accounts"]))
-            for q in queries
-            if usable(q.phone)
-        ]
-    finally:
-        store.engine.dispose()
-
-
-def usable(phone: str) -> bool:
-    """Whether the bot would look `phone` up (the export holds a few unusable numbers)."""
-    try:
-        to_e164(phone, "US")
-    except UnusableNumber:
-        return False
-    return True
-
-
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Warm-up, then the measured phase, against one server."""
     data, db, idle_import = bs.prepare(args, work)
     phones, counts = bs.export_numbers(data)
     used = int((args.warmup + args.duration) * args.rate * 1.1) + 10
-    queries = indexed(db, bs.plan_queries(phones, counts, used))
+    queries = bs.indexed(f"sqlite:///{db}", bs.plan_queries(phones, counts, used))
     out: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "users": args.users,
                            "rate": args.rate, "import_s": round(idle_import, 1)}  # fmt: skip
     with FakeTeams() as fake, open(work / "serve.log", "w") as log:
