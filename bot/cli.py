@@ -36,6 +36,7 @@ from rich.text import Text
 
 from bot import cli_render as say
 from jobs.httplog import redact_httpx_logs
+from jobs.logmask import mask_error_logs
 from jobs.runs import Runs
 from phoneindex.db import open_database
 from phoneindex.errors import ConfigError, ImportFileError, UnusableNumber, WhoisError
@@ -128,6 +129,7 @@ def _setup(
         stream=sys.stderr,
     )
     redact_httpx_logs()  # e.g. a Workflows webhook URL's signature, with -v
+    mask_error_logs()  # e.g. a database error quoting a row with its number
     ctx.obj = Context(load_settings())
 
 
@@ -439,6 +441,7 @@ def worker_app() -> FastAPI:
     )
     mask_access_log()
     redact_httpx_logs()
+    mask_error_logs()
     web, _, _ = _web_app(Context(load_settings()), None, build=True)
     assert web is not None
     return web
