@@ -8,8 +8,8 @@ Setup: the synthetic export of --users users (benchmarks/synth.py) is imported w
 `mfa-whois import` into a fresh SQLite file in a temp dir (timed: the idle import). Then
 `mfa-whois serve --no-scheduler` runs as a child process on that file, with Slack configured
 against tests/fake_slack.py (a local fake Web API; response URLs point at it too),
-SLACK_AGENT_USERS empty (everyone may ask), MFA_WHOIS_AGENT_LOOKUPS_PER_HOUR=0 (unlimited; the
-hourly count is still queried on every request) and the requests spread over --agents user ids.
+SLACK_AGENT_USERS empty (everyone may ask), MFA_WHOIS_AGENT_LOOKUPS_PER_HOUR=0 (unlimited:
+admitted in memory, every lookup still audited) and the requests spread over --agents user ids.
 
 Load: slash commands form-encoded and signed as Slack sends them (tests/fake_slack.py builds
 and signs them), sent open-loop at --rate per second: send times are fixed in advance (i/rate)
@@ -17,7 +17,8 @@ and nothing waits for an answer before the next send. 90% ask for a number in th
 (drawn per user, so shared numbers come up more often), 10% for valid numbers that are not.
 Each request's latency runs from its send to the full HTTP response: the acknowledgement that
 carries the answer. A request counts as answered when it is a 200 with an ephemeral message
-naming the number and the number of accounts the export links to it.
+naming the number and the number of accounts the index links to it (read from the index after
+the import: linked identities' and MFA numbers count; the export's unusable numbers are left out).
 
 - warm-up: --warmup seconds of the same load, not counted;
 - baseline: GET /healthz at the same rate for --baseline seconds (HTTP, a worker-thread hop,
