@@ -60,6 +60,7 @@ from bench_slack import (  # noqa: E402
     plan_queries,
     wait_healthy,
 )
+from report import report  # noqa: E402
 
 KEY = "bench-0123456789abcdef0123456789abcdef"
 LOOKUP = "/api/v1/lookup"
@@ -363,13 +364,7 @@ def main() -> None:
                 drop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out["loadavg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    text = json.dumps(out, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
-    print(text)
-    print()
-    print(markdown(out, "python benchmarks/" + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])))
+    report(out, args.json, markdown)
 
 
 if __name__ == "__main__":

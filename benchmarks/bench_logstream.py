@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
 import sys
@@ -44,6 +43,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 import bench_slack as bs  # noqa: E402
 import synth  # noqa: E402
+from report import report  # noqa: E402
 
 from tests.fake_slack import SIGNING_SECRET, FakeSlack, sign  # noqa: E402
 
@@ -265,13 +265,7 @@ def main() -> None:
             bs.say(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    out["loadavg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    text = json.dumps(out, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
-    print(text)
-    print()
-    print(markdown(out, "python benchmarks/" + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])))
+    report(out, args.json, markdown)
 
 
 if __name__ == "__main__":

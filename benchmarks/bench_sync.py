@@ -50,6 +50,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 import synth  # noqa: E402
+from report import report  # noqa: E402
 
 MFA_MODIFIED = "2026-01-01T00:00:00.000Z"
 USERS_PATH = "/api/v2/users/"
@@ -539,14 +540,8 @@ def main() -> None:
             out["reindex"] = reindex_part(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out["loadavg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     out["targets_met"] = all(met for *_, met in verdicts(out))
-    text = json.dumps(out, indent=2)
-    if args.json:
-        args.json.write_text(text + "\n")
-    print(text)
-    print()
-    print(markdown(out, "python benchmarks/" + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])))
+    report(out, args.json, markdown)
 
 
 if __name__ == "__main__":

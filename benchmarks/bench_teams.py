@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import shutil
 import sys
 import tempfile
@@ -38,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 import bench_slack as bs  # noqa: E402
+import report as finish  # noqa: E402
 
 from tests.fake_teams import APP_ID, APP_PASSWORD, TENANT, FakeTeams, activity  # noqa: E402
 
@@ -235,10 +234,7 @@ def main() -> None:
             bs.say(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    out["loadavg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(json.dumps(out, indent=2))
-    print()
-    print(markdown(out, "python benchmarks/" + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])))
+    finish.report(out, None, markdown)
 
 
 if __name__ == "__main__":
