@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +19,7 @@ from bot.web import create_app
 from phoneindex.db import open_database
 from phoneindex.settings import load_settings
 from phoneindex.store import Store
+from tests.serve_process import clean_env, running
 
 NUMBER_FORMS = ("14155550100", "4155550100", "415-555-0100", "555-0100", "2B1415")
 REQUESTS = [
@@ -105,35 +101,12 @@ def test_masking_keeps_what_is_not_a_number() -> None:
     assert mask_target("/x?To=%2B442079460958") == "/x?To=•••58"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_installs_the_mask(tmp_path: Path) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MFA_WHOIS", "AUTH0", "SLACK"))}
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'index.db'}"
-    exe = shutil.which("mfa-whois")
-    cmd = [exe] if exe else [sys.executable, "-m", "bot.cli"]
-    args = ["-v", "serve", "--no-scheduler", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(
-        [*cmd, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.1)
-        httpx.get(f"http://127.0.0.1:{port}/api/v1/lookup?phone=%2B14155550100", timeout=5)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    printed = out.decode() + err.decode()
+    env = clean_env(DATABASE_URL=f"sqlite:///{tmp_path / 'index.db'}")
+    args = ["-v", "serve", "--no-scheduler", "--host", "127.0.0.1"]
+    with running(args, tmp_path, env) as served:
+        httpx.get(f"{served.base}/api/v1/lookup?phone=%2B14155550100", timeout=5)
+        served.stop(signal.SIGINT)
+    printed = served.stdout + served.stderr
     assert '"GET /api/v1/lookup?phone=•••00 HTTP/1.1"' in printed
     assert "4155550100" not in printed

@@ -4,11 +4,6 @@ the audit trail and live checks against a fake Auth0 tenant (SQLite and PostgreS
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,8 +20,8 @@ from tests.bot.api_service import CRM_KEY, KEYS, LOOKUP, PBX_KEY, Api, api_servi
 from tests.bot.slack_workspace import SAMPLE, SHARED, SHARED_IDS, import_sample, serving
 from tests.bot.test_cli import run
 from tests.bot.test_slack_live import JOHN, tenant
-from tests.bot.test_web import _free_port
 from tests.fake_auth0 import FakeAuth0
+from tests.serve_process import clean_env, running
 
 NOBODY = "+12025550123"  # a usable number no account has
 
@@ -321,35 +316,14 @@ def test_every_account_of_a_number_on_several_accounts(store: Store, tmp_path: P
 def test_serve_answers_api_keys_from_the_environment(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'index.db'}"
     assert run(["import", str(SAMPLE)], tmp_path, DATABASE_URL=url).returncode == 0
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MFA_WHOIS", "AUTH0", "SLACK"))}
-    env |= {"DATABASE_URL": url, "PORT": str(_free_port()), "MFA_WHOIS_API_KEYS": KEYS}
-    exe = shutil.which("mfa-whois")
-    cmd = [exe] if exe else [sys.executable, "-m", "bot.cli"]
-    proc = subprocess.Popen(
-        [*cmd, "serve", "--host", "127.0.0.1", "--no-scheduler"],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{env['PORT']}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.1)
-        found = httpx.post(f"{base}{LOOKUP}", json={"phone": SHARED}, headers=bearer(CRM_KEY))
-        refused = httpx.post(f"{base}{LOOKUP}", json={"phone": SHARED})
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    env = clean_env(DATABASE_URL=url, MFA_WHOIS_API_KEYS=KEYS)
+    with running(["serve", "--host", "127.0.0.1", "--no-scheduler"], tmp_path, env) as served:
+        found = httpx.post(
+            f"{served.base}{LOOKUP}", json={"phone": SHARED}, headers=bearer(CRM_KEY)
+        )
+        refused = httpx.post(f"{served.base}{LOOKUP}", json={"phone": SHARED})
+        served.stop()
+    proc, stderr = served.proc, served.stderr
     assert found.status_code == 200 and len(found.json()["accounts"]) == 3
     assert refused.status_code == 401
     assert proc.returncode == 0, stderr

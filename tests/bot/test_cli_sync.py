@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,8 +19,8 @@ from jobs.runs import Runs
 from phoneindex.db import open_database
 from phoneindex.store import Store
 from tests.bot.test_cli import run
-from tests.bot.test_web import _free_port
 from tests.fake_auth0 import FakeAuth0, make_log, make_phone_method, make_user
+from tests.serve_process import free_port, mfa_whois
 
 SHARED = "+14155550100"
 
@@ -262,10 +260,8 @@ def test_an_older_file_after_a_newer_one_is_refused_and_changes_nothing(
 def _start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MFA_WHOIS", "AUTH0"))}
     full_env = {k: v for k, v in full_env.items() if not k.startswith("SLACK")}
-    exe = shutil.which("mfa-whois")
-    cmd = [exe] if exe else [sys.executable, "-m", "bot.cli"]
     return subprocess.Popen(
-        [*cmd, *args], cwd=cwd, env=full_env | env, stderr=subprocess.PIPE, text=True
+        [*mfa_whois(), *args], cwd=cwd, env=full_env | env, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -296,7 +292,7 @@ def _wait_for_full_sync(db_url: str, proc: subprocess.Popen[str]) -> dict[str, o
 def test_a_fresh_install_starts_its_first_full_sync_at_once(
     fake: FakeAuth0, db_url: str, tmp_path: Path, command: list[str]
 ) -> None:
-    env = env_for(fake, db_url) | {"MFA_WHOIS_LOG_POLL_SECONDS": "0", "PORT": str(_free_port())}
+    env = env_for(fake, db_url) | {"MFA_WHOIS_LOG_POLL_SECONDS": "0", "PORT": str(free_port())}
     proc = _start(command, tmp_path, env)
     first = _wait_for_full_sync(db_url, proc)
     stderr = _stop(proc)
@@ -317,7 +313,7 @@ def test_a_fresh_install_starts_its_first_full_sync_at_once(
 def test_clock_serves_its_own_metrics_when_asked(
     fake: FakeAuth0, db_url: str, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = env_for(fake, db_url) | {"MFA_WHOIS_LOG_POLL_SECONDS": "0"}
     proc = _start(["clock", "--metrics-port", str(port)], tmp_path, env)
     try:

@@ -5,10 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -22,6 +18,7 @@ from phoneindex.settings import load_settings
 from phoneindex.store import Store
 from tests.bot.slack_workspace import import_sample, serving
 from tests.bot.test_cli import SAMPLE, run
+from tests.serve_process import clean_env, running
 
 UNREACHABLE_PG = "postgresql://postgres@127.0.0.1:1/mfa_whois"
 
@@ -64,43 +61,14 @@ def test_healthz_503_when_the_database_is_unreachable() -> None:
     assert health.json() == {"status": "unavailable", "error": "the database is unreachable"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_runs_the_service_and_stops_on_sigterm(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MFA_WHOIS", "AUTH0", "SLACK"))}
-    env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'index.db'}", "PORT": str(_free_port())}
-    exe = shutil.which("mfa-whois")
-    cmd = [exe] if exe else [sys.executable, "-m", "bot.cli"]
-    proc = subprocess.Popen(
-        [*cmd, "serve", "--host", "127.0.0.1"],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                health = httpx.get(f"http://127.0.0.1:{env['PORT']}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.1)
-        assert health.status_code == 200
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, stderr
-    assert "scheduler not started: AUTH0_DOMAIN is not set" in stderr
-    assert "Slack off" in stderr and "scheduler off" in stderr
+    env = clean_env(DATABASE_URL=f"sqlite:///{tmp_path / 'index.db'}")
+    with running(["serve", "--host", "127.0.0.1"], tmp_path, env) as served:
+        assert httpx.get(f"{served.base}/healthz").status_code == 200
+        served.stop()
+    assert served.proc.returncode == 0, served.stderr
+    assert "scheduler not started: AUTH0_DOMAIN is not set" in served.stderr
+    assert "Slack off" in served.stderr and "scheduler off" in served.stderr
 
 
 def test_serve_on_postgresql_has_room_for_lookups_and_the_scheduler(pg_url: str) -> None:
@@ -128,51 +96,28 @@ def test_serve_on_postgresql_has_room_for_lookups_and_the_scheduler(pg_url: str)
 
 def test_serve_with_two_workers_answers_and_adds_up_their_metrics(tmp_path: Path) -> None:
     key = "pbx-0123456789abcdef0123456789"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MFA_WHOIS", "AUTH0", "SLACK"))}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env |= {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'index.db'}",
-        "PORT": str(_free_port()),
-        "MFA_WHOIS_API_KEYS": f"pbx:{key}",
-    }
-    assert run(["import", str(SAMPLE)], tmp_path, **env).returncode == 0
-    exe = shutil.which("mfa-whois")
-    cmd = [exe] if exe else [sys.executable, "-m", "bot.cli"]
-    proc = subprocess.Popen(
-        [*cmd, "-v", "serve", "--host", "127.0.0.1", "--no-scheduler", "--workers", "2"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    env = clean_env(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'index.db'}", MFA_WHOIS_API_KEYS=f"pbx:{key}"
     )
-    base = f"http://127.0.0.1:{env['PORT']}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.1)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    assert run(["import", str(SAMPLE)], tmp_path, **env).returncode == 0
+    args = ["-v", "serve", "--host", "127.0.0.1", "--no-scheduler", "--workers", "2"]
+    with running(args, tmp_path, env) as served:
         auth = {"Authorization": f"Bearer {key}"}
         with ThreadPoolExecutor(8) as pool:  # new connections: both workers take some
             answers = list(
                 pool.map(
                     lambda _: httpx.get(
-                        f"{base}/api/v1/lookup", params={"phone": "+14155550100"}, headers=auth
+                        f"{served.base}/api/v1/lookup",
+                        params={"phone": "+14155550100"},
+                        headers=auth,
                     ),
                     range(40),
                 )
             )
-        metrics = httpx.get(f"{base}/metrics").text
-        proc.send_signal(signal.SIGTERM)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        metrics = httpx.get(f"{served.base}/metrics").text
+        served.stop()
+    stdout, stderr, proc = served.stdout, served.stderr, served.proc
     assert [a.status_code for a in answers] == [200] * 40
     found = re.search(r'mfa_whois_lookups_total\{outcome="found",surface="api"\} (\S+)', metrics)
     assert found and float(found.group(1)) == 40  # every worker's lookups, whoever is scraped

@@ -3,12 +3,7 @@ without them the route does not exist."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -19,21 +14,14 @@ from phoneindex.settings import load_settings
 from phoneindex.store import Store
 from tests.bot.slack_workspace import serving
 from tests.bot.teams.conftest import AGENT
-from tests.bot.test_web import _free_port
 from tests.fake_teams import APP_ID, APP_PASSWORD, TENANT, FakeTeams, activity
+from tests.serve_process import clean_env, mfa_whois, running
 
 PREFIXES = ("MFA_WHOIS", "AUTH0", "SLACK", "TEAMS", "CLIENT_", "TENANT_ID")
 
 
-def _command() -> list[str]:
-    exe = shutil.which("mfa-whois")
-    return [exe] if exe else [sys.executable, "-m", "bot.cli"]
-
-
 def _env(tmp_path: Path, **teams: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES)}
-    env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'index.db'}", "PORT": str(_free_port())}
-    return env | teams
+    return clean_env(DATABASE_URL=f"sqlite:///{tmp_path / 'index.db'}", **teams)
 
 
 def test_serve_answers_teams_with_the_teams_settings(tmp_path: Path) -> None:
@@ -47,29 +35,15 @@ def test_serve_answers_teams_with_the_teams_settings(tmp_path: Path) -> None:
             TEAMS_LOGIN_URL=fake.base_url,
             CLIENT_ID="auth0-style-generic-id",  # never read
         )
-        cmd = [*_command(), "serve", "--host", "127.0.0.1", "--no-scheduler"]
-        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
-        base = f"http://127.0.0.1:{env['PORT']}"
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                try:
-                    httpx.get(base + "/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "serve did not start"
-                    time.sleep(0.1)
+        args = ["serve", "--host", "127.0.0.1", "--no-scheduler"]
+        with running(args, tmp_path, env) as served:
             message = activity(fake, text="help", user=AGENT)
             headers = {"Authorization": f"Bearer {fake.token()}"}
-            answer = httpx.post(base + "/api/messages", json=message, headers=headers)
+            answer = httpx.post(served.base + "/api/messages", json=message, headers=headers)
             [reply] = fake.activities(1)
-            unsigned = httpx.post(base + "/api/messages", json=message)
-            proc.send_signal(signal.SIGTERM)
-            _, stderr = proc.communicate(timeout=20)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+            unsigned = httpx.post(served.base + "/api/messages", json=message)
+            served.stop()
+    proc, stderr = served.proc, served.stderr
     assert answer.status_code == 200 and unsigned.status_code == 401
     assert reply.body["text"].startswith("**Usage:** `whois NUMBER`")
     assert fake.token_requests[0]["client_id"] == APP_ID
@@ -80,7 +54,7 @@ def test_serve_answers_teams_with_the_teams_settings(tmp_path: Path) -> None:
 def test_serve_with_half_the_teams_settings_stops_in_one_line(tmp_path: Path) -> None:
     env = _env(tmp_path, TEAMS_APP_ID=APP_ID, TEAMS_TENANT_ID=TENANT)
     done = subprocess.run(
-        [*_command(), "serve", "--no-scheduler"],
+        [*mfa_whois(), "serve", "--no-scheduler"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
