@@ -164,16 +164,20 @@ class Audit:
         )
         return list(conn.execute(query).scalars())
 
-    def count_attempts(self, conn: Connection, actor: str, since: datetime) -> int:
-        """Lookups and refused attempts of `actor` after `since`: read from the (actor, at)
-        index alone, so cheap however busy the actor; never fewer than count_lookups."""
-        recent = and_(C.actor == actor, C.at > since)
-        return int(conn.execute(select(func.count()).where(recent)).scalar_one())
+    def count_attempts(
+        self, conn: Connection, actor: str, since: datetime, *, at_most: int | None = None
+    ) -> int:
+        """Lookups and refused attempts of `actor` after `since`, counted up to `at_most`: read
+        from the (actor, at) index alone; never fewer than count_lookups. With `at_most` (the
+        limit), a client hammering past its limit costs no more per request as its refused
+        attempts pile up."""
+        return _count(conn, and_(C.actor == actor, C.at > since), at_most)
 
-    def count_lookups(self, conn: Connection, actor: str, since: datetime) -> int:
-        """How many lookups `actor` made after `since` (refusals excluded)."""
-        counted = and_(C.actor == actor, C.at > since, _refused(False))
-        return int(conn.execute(select(func.count()).where(counted)).scalar_one())
+    def count_lookups(
+        self, conn: Connection, actor: str, since: datetime, *, at_most: int | None = None
+    ) -> int:
+        """How many lookups `actor` made after `since` (refusals excluded), up to `at_most`."""
+        return _count(conn, and_(C.actor == actor, C.at > since, _refused(False)), at_most)
 
     def last_refusal(self, conn: Connection, actor: str, since: datetime) -> datetime | None:
         """The latest refused attempt of `actor` after `since`, if any."""
@@ -274,3 +278,11 @@ def _refused(refused: bool) -> ColumnElement[bool]:
     """Rows that are (or are not) refused attempts."""
     cond: ColumnElement[bool] = C.via.endswith(REFUSED_SUFFIX, autoescape=True)
     return cond if refused else ~cond
+
+
+def _count(conn: Connection, where: Any, at_most: int | None) -> int:
+    """Rows matching `where`, counted no further than `at_most` (None: all)."""
+    rows = select(C.at).where(where)
+    if at_most is not None:
+        rows = rows.limit(at_most)
+    return int(conn.execute(select(func.count()).select_from(rows.subquery())).scalar_one())

@@ -69,6 +69,15 @@ class Admission:
     first_refusal: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _Blocked:
+    """An actor found over `limit`: no slot frees up before `until`; `used` as counted then."""
+
+    until: datetime
+    limit: int
+    used: int
+
+
 class AuditTrail:
     """Decides the hourly limit and writes audit rows behind the answers, in order, never lost."""
 
@@ -90,6 +99,7 @@ class AuditTrail:
         self._spool = Spool(spool_dir) if spool_dir is not None else None
         self._pending: dict[str, dict[int, datetime]] = {}  # admitted, not yet written
         self._refused_at: dict[str, datetime] = {}  # the latest refusal decided here
+        self._blocked: dict[str, _Blocked] = {}  # over the limit until then, as last counted
         self._seq = itertools.count(1)
         self._closing = False
         self._abandoned = False
@@ -111,19 +121,31 @@ class AuditTrail:
                 seq = next(self._seq)
                 self._pending.setdefault(actor, {})[seq] = now
                 return Admission(Allowance(True, 0, 0, 0), Ticket(seq, now, actor, via, phone_hash))
+            blocked = self._blocked.get(actor)
+            if blocked is not None and blocked.limit == limit_per_hour and now < blocked.until:
+                # Refused again before a slot can free up: no need to count (a client
+                # hammering past its limit costs no database read per attempt).
+                wait = max(1, math.ceil((blocked.until - now).total_seconds()))
+                self._refuse(actor, via, phone_hash, now)
+                return Admission(Allowance(False, blocked.used, limit_per_hour, wait), None)
             with self.audit.engine.connect() as conn:
-                allowance = self._allowance(conn, actor, limit_per_hour, now)
+                allowance, free_at = self._allowance(conn, actor, limit_per_hour, now)
                 if allowance.allowed:
                     seq = next(self._seq)
                     self._pending.setdefault(actor, {})[seq] = now
                     return Admission(allowance, Ticket(seq, now, actor, via, phone_hash))
                 first = self._first_refusal(conn, actor, now)
-            self._refused_at[actor] = now
-            self._forget_old_refusals(now)
-            refused = Row(next(self._seq), now, actor, via + REFUSED_SUFFIX, phone_hash, 0)
-            self._queue(refused)
+            assert free_at is not None
+            self._blocked[actor] = _Blocked(free_at, limit_per_hour, allowance.used)
+            self._refuse(actor, via, phone_hash, now)
         log.warning("refused a lookup by %s via %s: over the hourly limit", actor, via)
         return Admission(allowance, None, first)
+
+    def _refuse(self, actor: str, via: str, phone_hash: str, now: datetime) -> None:
+        """Remember and queue a refused attempt (lock held)."""
+        self._refused_at[actor] = now
+        self._forget_old_refusals(now)
+        self._queue(Row(next(self._seq), now, actor, via + REFUSED_SUFFIX, phone_hash, 0))
 
     def record(self, ticket: Ticket, accounts: int) -> None:
         """The admitted lookup found `accounts` accounts: queue its row."""
@@ -138,21 +160,26 @@ class AuditTrail:
         with self._lock:
             self._unpend(ticket.actor, ticket.seq)
 
-    def _allowance(self, conn: Connection, actor: str, limit: int, now: datetime) -> Allowance:
+    def _allowance(
+        self, conn: Connection, actor: str, limit: int, now: datetime
+    ) -> tuple[Allowance, datetime | None]:
+        """The decision, and when refused, the moment a slot frees up at the earliest (other
+        processes' lookups can only push it later)."""
         since = now - WINDOW
         mine = [at for at in self._pending.get(actor, {}).values() if at > since]
         # Refused attempts count here too: under the limit with them, under it without.
-        attempts = self.audit.count_attempts(conn, actor, since) + len(mine)
+        # Counted up to the limit only: past it, the exact number changes no decision.
+        attempts = self.audit.count_attempts(conn, actor, since, at_most=limit) + len(mine)
         if attempts < limit:
-            return Allowance(True, attempts, limit, 0)
-        used = self.audit.count_lookups(conn, actor, since) + len(mine)
+            return Allowance(True, attempts, limit, 0), None
+        used = self.audit.count_lookups(conn, actor, since, at_most=limit) + len(mine)
         if used < limit:
-            return Allowance(True, used, limit, 0)
+            return Allowance(True, used, limit, 0), None
         times = sorted([*self.audit.lookup_times(conn, actor, since), *mine])
         # Allowed again once fewer than `limit` remain: when this lookup leaves the window.
-        freeing = times[len(times) - limit]
-        wait = math.ceil((freeing + WINDOW - now).total_seconds())
-        return Allowance(False, len(times), limit, max(1, wait))
+        free_at = times[len(times) - limit] + WINDOW
+        wait = math.ceil((free_at - now).total_seconds())
+        return Allowance(False, len(times), limit, max(1, wait)), free_at
 
     def _first_refusal(self, conn: Connection, actor: str, now: datetime) -> bool:
         since = now - WINDOW
@@ -169,6 +196,8 @@ class AuditTrail:
     def _forget_old_refusals(self, now: datetime) -> None:
         if len(self._refused_at) > 1000:
             self._refused_at = {a: t for a, t in self._refused_at.items() if t > now - WINDOW}
+        if len(self._blocked) > 1000:
+            self._blocked = {a: b for a, b in self._blocked.items() if b.until > now}
 
     # ------------------------------------------------------------------ queueing (lock held)
 

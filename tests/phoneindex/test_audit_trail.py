@@ -74,6 +74,39 @@ def test_the_121st_lookup_in_an_hour_is_refused_until_the_window_slides(
     assert vias.count("slack-refused") == 51 and vias.count("slack") == 120
 
 
+def test_a_client_hammering_past_its_limit_is_refused_without_counting_again(
+    trail: AuditTrail, clock: Clock, engine: Engine
+) -> None:
+    for _ in range(3):
+        assert lookup(trail, "pbx", 3, via="api")
+    first = trail.admit("pbx", "api", PHONE, 3)
+    assert first.ticket is None and first.first_refusal
+    assert first.allowance == Allowance(False, 3, 3, 3600)
+
+    reads: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def count(_conn: Any, _cur: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    waits = []
+    for _ in range(200):  # a retry loop gone wrong: every attempt refused at once, no read
+        clock.advance(seconds=10)
+        again = trail.admit("pbx", "api", PHONE, 3)
+        assert again.ticket is None and not again.first_refusal
+        waits.append(again.allowance.retry_after_seconds)
+    assert reads == []
+    assert waits[0] == 3590 and waits[-1] == 3600 - 2000  # counting down to the same moment
+    event.remove(engine, "before_cursor_execute", count)
+
+    clock.now = T0 + timedelta(hours=1)  # the first lookup leaves the window: counted again
+    assert lookup(trail, "pbx", 3, via="api")
+    trail.flush(timeout=10)
+    vias = [e["via"] for e in trail.audit.entries() if e["actor"] == "pbx"]
+    assert vias.count("api-refused") == 201 and vias.count("api") == 4  # every attempt audited
+
+
 def test_retry_after_counts_from_the_lookup_that_frees_a_slot(
     trail: AuditTrail, clock: Clock
 ) -> None:
