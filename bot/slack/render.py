@@ -119,7 +119,7 @@ def whois(answer: WhoisAnswer) -> Message:
         blocks += _account(account, answer.links.get(account["user_id"]))
     blocks.append(divider())
     if "live" in doc:
-        blocks.append(context(scrub(texts.live_note(doc["live"], answer.live))))
+        blocks.append(context(scrub(texts.live_note(_escaped(doc["live"], "error"), answer.live))))
     blocks.append(context(texts.freshness(doc["freshness"])))
     blocks.append(context(texts.IDENTITY_REMINDER if accounts else texts.NO_MATCH_HINT))
     blocks.append(_whois_buttons(phone, bool(accounts), page, pages))
@@ -146,7 +146,7 @@ def _account(account: dict[str, Any], link: str | None) -> list[Block]:
     ]
     if link:
         lines.append(f"<{link}|{texts.OPEN_IN_AUTH0}>")
-    linked = [texts.linked(phone) for phone in account["phones"]]
+    linked = [texts.linked(_escaped(phone, "identity")) for phone in account["phones"]]
     return [divider(), section("\n".join(lines)), context(*linked)]
 
 
@@ -201,6 +201,11 @@ def home(doc: dict[str, Any]) -> dict[str, Any]:
 def home_refused() -> dict[str, Any]:
     """The App Home tab for someone who is neither an agent nor an admin: no data."""
     return {"type": "home", "blocks": [header(texts.HOME_TITLE), section(texts.HOME_NOT_YOURS)]}
+
+
+def _escaped(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    """`doc` with its `key` (a value from Auth0: an error text, an identity) safe for mrkdwn."""
+    return doc | {key: esc(doc[key])} if doc.get(key) else doc
 
 
 def _escaped_runs(doc: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """Every word the Slack app says to agents, admins and supervisors, in one voice.
 
+The words every surface shares are in bot.wording, said here in mrkdwn (`*bold*`, emoji codes,
+`<!date^…>` times); what only Slack says (slash commands, mentions, App Home) is written here.
 Values from the index or Auth0 arrive here already escaped for mrkdwn (render.esc).
 """
 
@@ -9,13 +11,24 @@ import math
 from datetime import datetime
 from typing import Any
 
+from bot import wording
 from phoneindex.audit import Allowance
 
-# ---------------------------------------------------------------------------- shared words
-
-APP = "mfa-whois"
-UNKNOWN = "unknown"
-NEVER = "never"
+# The shared words, as this module's own (callers need only one texts module).
+APP = wording.APP
+KINDS = wording.KINDS
+NEVER = wording.NEVER
+NEXT = wording.NEXT
+NO_MATCH = wording.NO_MATCH
+OPEN_IN_AUTH0 = wording.OPEN_IN_AUTH0
+PREVIOUS = wording.PREVIOUS
+SEARCH_LIVE = wording.SEARCH_LIVE
+SOURCES = wording.SOURCES
+STATUS_TITLE = wording.STATUS_TITLE
+UNKNOWN = wording.UNKNOWN
+VERIFY_LIVE = wording.VERIFY_LIVE
+page_of = wording.page_of
+plural = wording.plural
 
 
 def when(stamp: str | None) -> str:
@@ -27,9 +40,22 @@ def when(stamp: str | None) -> str:
     return f"<!date^{math.floor(at.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
-def plural(count: int, word: str) -> str:
-    """`1 account`, `3 accounts`."""
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+MRKDWN = wording.Markup(
+    strong="*",
+    paragraph="\n",
+    icons=wording.Icons(
+        warning=":warning:",
+        refused=":no_entry:",
+        blocked=":no_entry_sign:",
+        over_limit=":hourglass:",
+        pending=":hourglass_flowing_sand:",
+        done=":white_check_mark:",
+        failed=":x:",
+        alarm=":rotating_light:",
+        bell=":bell:",
+    ),
+    when=when,
+)
 
 
 def user(user_id: str) -> str:
@@ -39,159 +65,88 @@ def user(user_id: str) -> str:
 
 # ---------------------------------------------------------------------------- /whois
 
-IDENTITY_REMINDER = (
-    ":information_source: A number match is a routing hint, *not proof of identity*: caller ID "
-    "can be spoofed and numbers get recycled. Verify the caller as you always do."
-)
-USAGE = (
-    "*Usage:* `/whois NUMBER`, typed any common way, e.g. `/whois +1 (415) 555-0100`, "
-    "`/whois 415-555-0100`, `/whois 00 44 20 7946 0958` or `/whois tel:+14155550100`. "
-    "Numbers without a country code are read as {region} numbers."
-)
-VERIFY_LIVE = "Verify live"
-SEARCH_LIVE = "Search live"
-PREVIOUS = "◀ Previous"
-NEXT = "Next ▶"
-OPEN_IN_AUTH0 = "Open in Auth0"
-BLOCKED = ":no_entry_sign: *Blocked*"
-NO_MATCH = "No account in the index has this number."
-NO_MATCH_HINT = (
-    "*Search live* asks Auth0's user search, which finds passwordless and profile numbers only "
-    "(MFA numbers are not searchable)."
-)
-KINDS = {"mfa": "MFA phone", "passwordless": "passwordless login", "profile": "profile number"}
-SOURCES = {
-    "export": "Auth0 export",
-    "authenticators": "MFA read",
-    "logs": "Auth0 logs",
-    "action": "Auth0 Action",
-    "live": "live check",
-}
+WHOIS_EXAMPLES = ("+1 (415) 555-0100", "415-555-0100", "00 44 20 7946 0958", "tel:+14155550100")
+IDENTITY_REMINDER = ":information_source: " + wording.identity_reminder(MRKDWN)
+BLOCKED = wording.blocked(MRKDWN)
+NO_MATCH_HINT = wording.no_match_hint(MRKDWN)
 
 
 def usage(region: str, reason: str | None = None) -> str:
     """The usage hint, after why the input was not usable (if it was not)."""
-    hint = USAGE.format(region=region)
-    return f":warning: That is not a usable phone number ({reason}).\n{hint}" if reason else hint
+    return wording.usage(MRKDWN, "/whois", WHOIS_EXAMPLES, region, reason)
+
+
+USAGE = usage("{region}")  # the hint with its region left open, as the docs and tests quote it
 
 
 def matches(phone: str, count: int) -> str:
     """The first line of an answer."""
-    found = plural(count, "account") if count else "no account"
-    return f"*{phone}*: {found}"
-
-
-def page_of(first: int, last: int, total: int) -> str:
-    """Which accounts this page shows."""
-    return f"Accounts {first:,}–{last:,} of {total:,}, most recent login first."
+    return wording.matches(MRKDWN, phone, count)
 
 
 def account_details(connection: str | None, last_login: str | None, blocked: bool) -> str:
     """Connection, last login, blocked."""
-    parts = [f"Connection: {connection or UNKNOWN}", f"Last login: {when(last_login)}"]
-    if blocked:
-        parts.append(BLOCKED)
-    return " · ".join(parts)
+    return f"Connection: {connection or UNKNOWN} · {wording.login(MRKDWN, last_login, blocked)}"
 
 
 def linked(phone: dict[str, Any]) -> str:
-    """How one account is linked to the number: kind, method, confirmed, source, when."""
-    kind = KINDS.get(phone["kind"], phone["kind"])
-    traits = [str(phone["method"]).upper()] if phone.get("method") else []
-    if phone.get("confirmed") is True:
-        traits.append("confirmed")
-    elif phone.get("confirmed") is False:
-        traits.append("unconfirmed")
-    what = f"{kind} ({', '.join(traits)})" if traits else kind
-    of = f" of the linked identity `{phone['identity']}`" if phone.get("identity") else ""
-    source = SOURCES.get(phone["source"], phone["source"])
-    return f"Linked as *{what}*{of}, from {source}, {when(phone.get('updated_at'))}"
+    """How one account is linked to the number, naming the linked identity if there is one."""
+    return wording.linked(MRKDWN, phone, phone.get("identity"))
 
 
 def freshness(fresh: dict[str, Any]) -> str:
     """How fresh the index is."""
-    line = (
-        f"Index: last full sync {when(fresh.get('last_full_sync'))}, "
-        f"last update {when(fresh.get('last_update'))}"
-    )
-    if fresh.get("stale"):
-        line += " · :warning: *stale*: no successful full sync for too long"
-    return line
+    return wording.freshness(MRKDWN, fresh)
 
 
 def live_note(live: dict[str, Any], kind: str | None) -> str:
-    """What a live check did."""
-    what = "Searched Auth0 users" if kind == "search" else "Checked with Auth0"
-    parts = [f":satellite_antenna: {what} {when(live.get('checked_at'))}"]
-    if kind != "search":
-        parts.append(f"{plural(int(live.get('checked', 0)), 'account')} re-read")
-    else:
-        parts.append(f"{plural(int(live.get('checked', 0)), 'match')} found")
-    if live.get("deleted"):
-        parts.append(f"{plural(int(live['deleted']), 'account')} no longer in Auth0")
-    if live.get("errors"):
-        parts.append(
-            f":warning: {int(live['errors']):,} not checked ({live.get('error') or UNKNOWN})"
-        )
-    return ", ".join(parts)
+    """What a live check did, with why some accounts were not checked."""
+    note = wording.live_note(MRKDWN, live, kind, live.get("error") or UNKNOWN)
+    return f":satellite_antenna: {note}"
 
 
 # ---------------------------------------------------------------------------- refusals, errors
 
-NOT_AN_AGENT = (
-    ":no_entry: You are not on the list of agents who may look numbers up. Ask an admin to add "
-    "your Slack user id to SLACK_AGENT_USERS."
-)
-NOT_AN_ADMIN = ":no_entry: Only mfa-whois admins may run /reindex (SLACK_ADMIN_USERS)."
-BAD_BUTTON = "That button does not belong to a current answer; run /whois again."
+NOT_AN_AGENT = wording.not_an_agent(MRKDWN, "Slack user id", "SLACK_AGENT_USERS")
+NOT_AN_ADMIN = wording.not_an_admin(MRKDWN, "run /reindex", "SLACK_ADMIN_USERS")
+BAD_BUTTON = wording.bad_button("run /whois")
 OTHER_WORKSPACE = ":no_entry: This app answers only in the Slack workspace it is installed in."
-DATABASE_BUSY = (
-    ":warning: The index database is busy or unreachable right now; try again in a minute."
-)
+DATABASE_BUSY = wording.database_busy(MRKDWN)
 
 
 def over_limit(allowance: Allowance) -> str:
     """Refusal past the hourly lookup limit."""
-    minutes = max(1, math.ceil(allowance.retry_after_seconds / 60))
-    return (
-        f":hourglass: You have made {plural(allowance.used, 'lookup')} in the last hour; the "
-        f"limit is {allowance.limit:,}. Try again in {plural(minutes, 'minute')}. "
-        "Supervisors have been told."
-    )
+    return wording.over_limit(MRKDWN, allowance)
 
 
 def not_configured(detail: str) -> str:
     """A feature this installation is not configured for."""
-    return f":warning: Not available here: {detail}."
+    return wording.not_configured(MRKDWN, detail)
 
 
 def auth0_failed(detail: str) -> str:
     """The Management API failed a live check."""
-    return f":warning: Auth0 did not answer the live check: {detail}. The index answer stands."
+    return wording.auth0_failed(MRKDWN, detail)
 
 
 def failed(detail: str) -> str:
     """A known error, in its own words."""
-    return f":warning: {detail}"
+    return f"{MRKDWN.icons.warning} {detail}"
 
 
 def internal_error(incident: str) -> str:
     """An unexpected error; the incident id is in the logs too."""
-    return f":warning: Something went wrong on our side (incident `{incident}`); it is logged."
+    return wording.internal_error(MRKDWN, incident)
 
 
 # ---------------------------------------------------------------------------- /reindex
 
-REINDEX_USAGE = (
-    "*Usage:* `/reindex` queues a full sync (Auth0 export, import, MFA numbers); "
-    "`/reindex status` shows the running or last runs."
-)
-RUN_WORDS = {"full": "Full sync", "enrich": "MFA enrichment", "incremental": "Log sync"}
+REINDEX_USAGE = wording.reindex_usage(MRKDWN, "/reindex")
 STATUS_ICONS = {
-    "queued": ":hourglass_flowing_sand:",
+    "queued": MRKDWN.icons.pending,
     "running": ":arrows_counterclockwise:",
-    "succeeded": ":white_check_mark:",
-    "failed": ":x:",
+    "succeeded": MRKDWN.icons.done,
+    "failed": MRKDWN.icons.failed,
 }
 
 
@@ -204,55 +159,33 @@ def requester(requested_by: str) -> str:
 
 
 def run_line(run: dict[str, Any] | None) -> str:
-    """One run in a line."""
+    """One run in a line, with who asked and its error."""
     if run is None:
         return NEVER
-    icon = STATUS_ICONS.get(run["status"], "")
-    line = (
-        f"{icon} #{run['id']} {run['status']} {when(run.get('started_at'))}, "
-        f"asked by {requester(str(run['requested_by']))}"
+    line = wording.run_line(
+        MRKDWN, run, requester(str(run["requested_by"])), run.get("error") or None
     )
-    if run.get("finished_at") and run["status"] != "queued":
-        line += f", ended {when(run['finished_at'])}"
-    if run.get("error"):
-        line += f": {run['error']}"
-    return line
+    return f"{STATUS_ICONS.get(run['status'], '')} {line}"
 
 
 def reindex_queued(run: dict[str, Any]) -> str:
     """A full sync was queued for this admin."""
-    return (
-        f":white_check_mark: Full sync #{run['id']} is queued; the scheduler starts it within "
-        "seconds. I will message you when it ends. `/reindex status` shows how it goes."
-    )
+    return wording.reindex_queued(MRKDWN, run, "/reindex status")
 
 
 def reindex_pending(run: dict[str, Any]) -> str:
     """A full sync was already queued or running."""
-    return (
-        f":hourglass_flowing_sand: A full sync is already {run['status']} (#{run['id']}, asked by "
-        f"{requester(str(run['requested_by']))}). I will message you when it ends."
-    )
+    return wording.reindex_pending(MRKDWN, run, requester(str(run["requested_by"])))
 
 
 def run_report(run: dict[str, Any], summary: dict[str, Any]) -> str:
-    """How a full sync that an admin asked for ended."""
-    if run["status"] == "succeeded":
-        numbers = summary.get("numbers", {})
-        return (
-            f":white_check_mark: Full sync #{run['id']} succeeded. The index now holds "
-            f"{plural(int(summary.get('accounts', 0)), 'account')} and "
-            f"{plural(sum(int(n) for n in numbers.values()), 'number')}."
-        )
-    return (
-        f":x: Full sync #{run['id']} failed: {run.get('error') or UNKNOWN}. The index is "
-        "unchanged; supervisors get an alert."
-    )
+    """How a full sync that an admin asked for ended, with its error."""
+    return wording.run_report(MRKDWN, run, summary, run.get("error") or UNKNOWN)
 
 
 # ---------------------------------------------------------------------------- overview
 
-HOME_TITLE = "mfa-whois: the phone index"
+HOME_TITLE = f"{APP}: the phone index"
 HOME_HOW = (
     "Type `/whois NUMBER` in any conversation to see every Auth0 account linked to a phone "
     "number. Answers are visible only to you."
@@ -261,18 +194,12 @@ HOME_NOT_YOURS = (
     ":lock: The phone index is not available to you. Agents and admins of this workspace see "
     "it here; ask an admin if you need it."
 )
-STATUS_TITLE = "Full sync status"
 RUNS_TITLE = "Runs"
 
 
 def index_size(doc: dict[str, Any]) -> str:
-    """Accounts and numbers by kind."""
-    numbers = doc.get("numbers", {})
-    line = (
-        f"*{plural(int(doc.get('accounts', 0)), 'account')}* · numbers: "
-        f"{int(numbers.get('mfa', 0)):,} MFA, {int(numbers.get('passwordless', 0)):,} "
-        f"passwordless, {int(numbers.get('profile', 0)):,} profile"
-    )
+    """Accounts and numbers by kind, and a warning if MFA numbers came back masked."""
+    line = wording.index_size(MRKDWN, doc)
     masked = int(doc.get("masked_mfa_numbers") or 0)
     if masked:
         line += (
@@ -283,16 +210,8 @@ def index_size(doc: dict[str, Any]) -> str:
 
 
 def runs(doc: dict[str, Any]) -> str:
-    """The running run, the queued one and the last of each kind."""
-    lines = [f"*Running:* {run_line(doc['running']) if doc.get('running') else 'nothing'}"]
-    if doc.get("queued"):
-        lines.append(f"*Queued:* {run_line(doc['queued'])}")
-    for label, key in (
-        ("Last full sync", "last_full_sync"),
-        ("Last MFA enrichment", "last_enrich"),
-        ("Last log sync", "last_incremental_sync"),
-    ):
-        lines.append(f"*{label}:* {run_line(doc.get(key))}")
+    """The running run, the queued one, the last of each kind and the last log-stream push."""
+    lines = wording.run_lines(MRKDWN, doc, run_line)
     push = doc.get("last_push")
     if push:
         lines.append(
@@ -312,18 +231,12 @@ def schedule(doc: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------- alerts
 
-ALERT_ICONS = {
-    "failure": ":rotating_light:",
-    "warning": ":warning:",
-    "recovery": ":white_check_mark:",
-}
-
 
 def alert_headline(severity: str, title: str) -> str:
     """The first line of an alert."""
-    return f"{ALERT_ICONS.get(severity, ':bell:')} *{title}*"
+    return wording.alert_headline(MRKDWN, severity, MRKDWN.bold(title))
 
 
 def alert_footer(key: str, at: str | None) -> str:
     """Which incident, and when."""
-    return f"{APP} · incident `{key}` · {when(at)}"
+    return wording.alert_footer(MRKDWN, MRKDWN.code(key), at)

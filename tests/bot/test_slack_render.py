@@ -82,3 +82,15 @@ def test_dashboard_links() -> None:
     assert user_link("login.acme.com", "auth0|61ec") is None
     link = user_link("acme.auth0.com", "google-oauth2|1 2")
     assert link is not None and "=" not in link.rsplit("/", 1)[1]
+
+
+def test_auth0_values_in_linked_lines_and_live_notes_are_escaped() -> None:
+    phone = {"kind": "passwordless", "method": None, "confirmed": True, "source": "export",
+             "updated_at": None, "identity": "sms|<!here>&x"}  # fmt: skip
+    doc = huge_answer(1, 0).doc
+    doc["accounts"][0]["phones"] = [phone]
+    doc["live"] = {"checked": 1, "errors": 1, "error": "<!channel> & co"}
+    seen = "\n".join(iter_texts(render.whois(WhoisAnswer(doc, live="verify"))["blocks"]))
+    assert "of the linked identity `sms|&lt;!here&gt;&amp;x`" in seen
+    assert "1 not checked (&lt;!channel&gt; &amp; co)" in seen
+    assert "<!here>" not in seen and "<!channel>" not in seen

@@ -200,17 +200,35 @@ def test_installing_the_bot_in_a_personal_chat_says_how_to_use_it(teams: Tenant)
     assert len(teams.fake.connector_calls()) == 1  # only the bot's own arrival is greeted
 
 
-def test_a_number_on_a_linked_identity_says_which_identity() -> None:
-    from bot.teams import texts
+def test_a_number_on_a_linked_identity_says_which_identity_once_as_plain_text() -> None:
+    from bot.answers import WhoisAnswer
+    from bot.teams import render
 
+    identity = "sms|5f0c1a2b3c4d5e6f7a8b9c0d"
     link = {
         "kind": "passwordless",
         "method": None,
         "confirmed": True,
         "source": "export",
         "updated_at": "2026-11-26T03:10:00Z",
-        "identity": "sms|5f0c1a2b3c4d5e6f7a8b9c0d",
+        "identity": identity,
     }
-    line = texts.linked(link)
-    assert "of the linked identity `sms|5f0c1a2b3c4d5e6f7a8b9c0d`" in line
-    assert "identity" not in texts.linked(link | {"identity": None})
+    account = {"user_id": "auth0|4c8a96a1a663761fa8e7a4f3", "email": "alex@example.com",
+               "name": "Alex Kim", "connection": None, "blocked": False, "last_login": None,
+               "phones": [link]}  # fmt: skip
+    freshness = {"last_full_sync": None, "last_update": None, "stale": False}
+    doc = {"phone": "+14155550188", "accounts": [account], "freshness": freshness}
+    card = valid_card(render.whois(WhoisAnswer(doc)))
+
+    words = seen(card)
+    assert "Linked as **passwordless login (confirmed)**, from Auth0 export" in words
+    assert words.count(identity) == 1
+    assert f"of the linked identity {identity}" in words
+    markdown = [b["text"] for b in _blocks(card["body"]) if b["type"] == "TextBlock"]
+    assert not any(identity in text for text in markdown)  # an Auth0 value: a text run only
+
+
+def _blocks(elements: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for element in elements:
+        yield element
+        yield from _blocks(element.get("items", []))
