@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, case, delete, func, not_, null, or_, select, true, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from phoneindex.bulk import BulkStatement, Row, timestamp_converter
 from phoneindex.changes import (
@@ -729,10 +730,18 @@ class Store:
         The hot path: lookups spent more in SQLAlchemy's execution machinery (and in the GIL
         hand-overs between its steps) than in the query (benchmarks/RESULTS.md, issue 9).
         PostgreSQL reads in autocommit (no BEGIN/ROLLBACK round trips); SQLite's connections
-        never open a transaction for a SELECT. A driver error invalidates the connection and
-        is raised for the caller to read again the usual way.
+        never open a transaction for a SELECT. Any error invalidates the connection (its state,
+        autocommit included, is unknown); a driver error is raised for the caller to read again
+        the usual way. No connection to be had (the server away) is raised as SQLAlchemy words
+        it: another attempt would only wait out the connect timeout again.
         """
-        raw = self.engine.raw_connection()
+        try:
+            raw = self.engine.raw_connection()
+        except self._dbapi_error as exc:
+            dialect = self.engine.dialect
+            raise DBAPIError.instance(
+                None, None, exc, self._dbapi_error, hide_parameters=True, dialect=dialect
+            ) from exc
         try:
             driver: Any = raw.driver_connection
             if self._pg:
@@ -745,8 +754,8 @@ class Store:
                 cursor.close()
             if self._pg:
                 driver.autocommit = False
-        except self._dbapi_error as exc:
-            raw.invalidate(exc)
+        except BaseException as exc:  # whatever failed, the connection's state is unknown
+            raw.invalidate(exc)  # (e.g. still in autocommit): it never goes back to the pool
             raise
         finally:
             raw.close()

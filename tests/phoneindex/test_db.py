@@ -6,10 +6,11 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 
 from phoneindex import db
@@ -216,3 +217,48 @@ def test_reads_are_retried_once_and_only_on_a_dropped_connection() -> None:
     with pytest.raises(DBAPIError):
         retry_disconnect(broken)
     assert len(calls) == 1
+
+
+# --------------------------------------------------------------- lookups on a driver connection
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres@127.0.0.1:1/mfa_whois",  # nothing listens there
+        "sqlite:////nonexistent-mfa-whois-dir/index.db",  # a file that cannot be opened
+    ],
+    ids=["postgresql", "sqlite"],
+)
+def test_a_lookup_with_the_database_away_fails_after_one_connection_attempt(url: str) -> None:
+    store = Store(make_engine(url))
+    attempts: list[int] = []
+    event.listen(store.engine, "do_connect", lambda *_args: attempts.append(1))
+    with pytest.raises(DBAPIError) as failed:  # what the API answers 503 for
+        store.lookup("+14155550100")
+    # Each attempt can wait out the whole connect timeout: a second one doubled the wait for
+    # every lookup while the server was away.
+    assert len(attempts) == 1
+    assert "14155550100" not in str(failed.value)
+    store.engine.dispose()
+
+
+class _Refusing(dict[str, Any]):
+    """Lookup parameters that fail inside the driver with an error not its own."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("not a driver error")
+
+
+def test_a_lookup_failing_outside_the_driver_leaves_no_autocommit_connection(
+    pg_url: str,
+) -> None:
+    store = _store_with_pooled_connections(pg_url)
+    store._lookup_params = lambda phone: _Refusing(phone=phone)  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        store.lookup("+14155550100")
+    # Every connection the pool hands out again runs its statements in one transaction.
+    with store.engine.connect() as a, store.engine.connect() as b:
+        for conn in (a, b):
+            assert conn.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
+    store.engine.dispose()
