@@ -441,7 +441,9 @@ class Answers:
     def close(self) -> None:
         """Finish the queued alerts, write (or spool) the audit rows, close our Auth0 client."""
         self.live_checks.close()
-        self._waiting.shutdown(wait=False, cancel_futures=True)
+        # Live checks running now finish (each within its own time budget) and record their
+        # audit rows before the trail closes; the ones not started are dropped.
+        self._waiting.shutdown(wait=True, cancel_futures=True)
         self._reading.shutdown(wait=True, cancel_futures=True)  # their rows go in the trail
         self.alert_writes.close()
         self.trail.close()

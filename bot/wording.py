@@ -60,8 +60,10 @@ class Markup:
 
 
 def plural(count: int, word: str) -> str:
-    """`1 account`, `3 accounts`."""
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+    """`1 account`, `3 accounts`, `2 matches`."""
+    if count == 1:
+        return f"1 {word}"
+    return f"{count:,} {word}{'es' if word.endswith(('s', 'sh', 'ch', 'x', 'z')) else 's'}"
 
 
 # ---------------------------------------------------------------------------- whois

@@ -35,6 +35,8 @@ class MaskErrorNumbers(logging.Filter):
             record.exc_text = mask_numbers(record.exc_text)
         if record.stack_info:
             record.stack_info = mask_numbers(record.stack_info)
+        if isinstance(record.msg, BaseException):  # log.warning(exc)
+            record.msg = mask_numbers(str(record.msg))
         args = record.args
         if isinstance(args, tuple) and any(isinstance(a, BaseException) for a in args):
             record.args = tuple(

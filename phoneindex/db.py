@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -37,12 +36,10 @@ SQLITE_BUSY_MS = 30_000
 PG_POOL_SIZE = 10
 PG_MAX_OVERFLOW = 10
 PG_POOL_TIMEOUT_S = 5.0
-# A pooled PostgreSQL connection idle longer than this is pinged before it is handed out (a
-# firewall or the server may have dropped it meanwhile). One used more recently is not: that
-# ping was a round trip on every lookup. A server restart is still noticed: the first statement
-# on a dropped connection fails as a disconnect, which retires every older pooled connection
-# (reads retry once: `retry_disconnect`).
-PING_AFTER_IDLE_S = 10.0
+# PostgreSQL connections are pinged when taken from the pool (a firewall, a restart or a
+# failover may have dropped them), except by index lookups (`unpinged`): for them that ping was
+# a second round trip on every lookup, and they read again on a new connection instead
+# (`retry_disconnect`), which also retires every connection pooled before the drop.
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_MS, **kwargs: Any) -> Engine:
@@ -75,28 +72,40 @@ def make_engine(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_MS, **kwargs: An
         kwargs.setdefault("max_overflow", PG_MAX_OVERFLOW)
         kwargs.setdefault("pool_timeout", PG_POOL_TIMEOUT_S)
         engine = create_engine(url, **kwargs)
-        _ping_when_idle(engine)
+        _ping_at_checkout(engine)
     log.info("database: %s", safe_url(engine))
     return engine
 
 
-def _ping_when_idle(engine: Engine) -> None:
-    """Ping a pooled connection at checkout only when it sat in the pool PING_AFTER_IDLE_S."""
+_checkouts = threading.local()
 
-    @event.listens_for(engine, "checkin")
-    def _returned(_dbapi_conn: Any, record: Any) -> None:
-        if record is not None:
-            record.info["returned_at"] = time.monotonic()
+
+@contextmanager
+def unpinged() -> Iterator[None]:
+    """Connections taken from the pool in this block (this thread) are not pinged first: the
+    caller reads again if one turns out dropped (`retry_disconnect`)."""
+    _checkouts.unpinged = True
+    try:
+        yield
+    finally:
+        _checkouts.unpinged = False
+
+
+def _ping_at_checkout(engine: Engine) -> None:
+    """SQLAlchemy's pool_pre_ping, but skipped for new connections and `unpinged` readers."""
+
+    @event.listens_for(engine, "connect")
+    def _new(_dbapi_conn: Any, record: Any) -> None:
+        record.info["new"] = True
 
     @event.listens_for(engine, "checkout")
     def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        returned = record.info.get("returned_at")
-        if returned is None or time.monotonic() - returned < PING_AFTER_IDLE_S:
-            return  # new, or used a moment ago
+        if record.info.pop("new", False) or getattr(_checkouts, "unpinged", False):
+            return
         try:
             engine.dialect.do_ping(dbapi_conn)
         except Exception as exc:  # any driver error: the pool replaces the connection
-            raise DisconnectionError("an idle pooled connection did not answer") from exc
+            raise DisconnectionError("a pooled connection did not answer") from exc
 
 
 def retry_disconnect(read: Callable[[], T]) -> T:

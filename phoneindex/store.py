@@ -31,7 +31,14 @@ from phoneindex.changes import (
     RefetchRequested,
     mfa_key,
 )
-from phoneindex.db import retry_disconnect, truncate_wal, upsert_insert, write_within, writer
+from phoneindex.db import (
+    retry_disconnect,
+    truncate_wal,
+    unpinged,
+    upsert_insert,
+    write_within,
+    writer,
+)
 from phoneindex.fullload import FullLoad, Listing, LoadCounts
 from phoneindex.models import EPOCH, UTCDateTime, account_table, checkpoint_table, link_table
 from phoneindex.seen_events import SeenEvent, remember
@@ -736,7 +743,8 @@ class Store:
         it: another attempt would only wait out the connect timeout again.
         """
         try:
-            raw = self.engine.raw_connection()
+            with unpinged():  # a dropped connection fails the read, which the caller repeats
+                raw = self.engine.raw_connection()
         except self._dbapi_error as exc:
             dialect = self.engine.dialect
             raise DBAPIError.instance(

@@ -6,6 +6,7 @@ import re
 import unicodedata
 from typing import Any
 
+from bot import wording
 from bot.answers import WhoisAnswer
 from bot.slack import render as slack_render
 from bot.slack import texts as slack_texts
@@ -119,3 +120,10 @@ def test_refusals_and_errors_read_the_same_on_slack_and_teams() -> None:
         "You have made 30 lookups in the last hour; the limit is 30. Try again in 2 minutes. "
         "Supervisors have been told."
     )
+
+
+def test_counts_read_as_english() -> None:
+    assert wording.plural(1, "match") == "1 match"
+    assert wording.plural(2, "match") == "2 matches"
+    assert wording.plural(1_000, "account") == "1,000 accounts"
+    assert wording.plural(0, "lookup") == "0 lookups"

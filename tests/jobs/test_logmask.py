@@ -55,6 +55,7 @@ def test_a_database_error_quoting_a_number_is_logged_without_it(
     except IntegrityError:
         logger.exception("import failed")
     logger.warning("import failed: %s", error)
+    logger.warning(error)
     text_ = out.getvalue()
     assert PHONE not in text_ and "14155550100" not in text_
     assert "+…0100" in text_ and "already exists" in text_  # still useful to whoever reads it
