@@ -6,7 +6,6 @@ Exit codes: 0 done (lookup: at least one account), 1 lookup found no account, 2 
 
 from __future__ import annotations
 
-import atexit
 import getpass
 import json
 import logging
@@ -15,8 +14,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -35,24 +33,16 @@ from rich.progress import (
 from rich.text import Text
 
 from bot import cli_render as say
+from bot.context import Context
 from jobs.httplog import redact_httpx_logs
 from jobs.logmask import mask_error_logs
-from jobs.runs import Runs
-from phoneindex.db import open_database
 from phoneindex.errors import ConfigError, ImportFileError, UnusableNumber, WhoisError
 from phoneindex.numbers import to_e164
-from phoneindex.settings import Settings, load_settings
-from phoneindex.store import Store, iso
+from phoneindex.settings import load_settings
+from phoneindex.store import iso
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
-    from bot.answers import Answers
-    from bot.slack.context import SlackContext
-    from bot.teams.context import TeamsContext
-    from jobs.alerts import Notifier
     from jobs.schedule import Deps
-    from phoneindex.audit import Audit
 
 EXIT_NO_MATCH = 1
 EXIT_BAD_INPUT = 2
@@ -67,55 +57,6 @@ app = typer.Typer(
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-@dataclass
-class Context:
-    """What every command gets: settings, and the index opened on first use."""
-
-    settings: Settings
-    _store: Store | None = None
-    _runs: Runs | None = None
-    _deps: Deps | None = None
-
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            engine = open_database(self.settings.database_url)
-            hours = timedelta(hours=self.settings.stale_after_hours)
-            self._store = Store(engine, stale_after=hours)
-        return self._store
-
-    def audit(self) -> Audit:
-        """The lookup audit trail (keyed with MFA_WHOIS_SECRET_KEY when set)."""
-        from phoneindex.audit import Audit
-
-        key = self.settings.secret_key.get_secret_value() if self.settings.secret_key else None
-        return Audit(self.store.engine, secret_key=key)
-
-    @property
-    def runs(self) -> Runs:
-        if self._runs is None:
-            self._runs = Runs(self.store.engine, self.store)
-        return self._runs
-
-    def deps(self) -> Deps:
-        """What the sync jobs need; Auth0 settings are checked here, before any work."""
-        from jobs.alerts import Alerts
-        from jobs.auth0 import Auth0Client
-        from jobs.schedule import Deps
-
-        s = self.settings
-        s.require("auth0_domain", "auth0_client_id", "auth0_client_secret")
-        if self._deps is None:
-            self._deps = Deps(
-                settings=s,
-                store=self.store,
-                runs=self.runs,
-                alerts=Alerts(self.store, notifier(s)),
-                client_factory=lambda: Auth0Client.from_settings(s),
-            )
-        return self._deps
 
 
 @app.callback()
@@ -167,13 +108,6 @@ class _RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
         return Text(f"{speed:.1f}/s" if speed else "-/s", style="progress.data.speed")
-
-
-def notifier(settings: Settings) -> Notifier:
-    """Where alerts go: SLACK_ALERT_CHANNEL and/or TEAMS_ALERT_WEBHOOK_URL, else the log."""
-    from bot.notifiers import notifier as configured
-
-    return configured(settings)
 
 
 @contextmanager
@@ -401,97 +335,31 @@ def serve(
     scheduler by default."""
     import uvicorn
 
+    from bot import serving
     from bot.accesslog import mask_access_log
     from bot.http11 import NoDelayHttpProtocol
 
     c = _ctx(ctx)
     if workers > 1:  # before anything counts: every process's metrics go to one directory
-        _metrics_dir()
-    embedded = _embedded(c, wanted=not no_scheduler)
-    web, slack_on, teams_on = _web_app(c, embedded, build=workers == 1)
+        serving.metrics_dir()
+    embedded = serving.embedded(c, wanted=not no_scheduler)
+    web, slack_on, teams_on = serving.web_app(c, embedded, build=workers == 1)
     started = say.serve_started(host, port, embedded is not None, slack_on, teams_on)
     err.print(started + (f"; {workers} workers" if workers > 1 else ""), markup=False)
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
     level = "warning" if quiet else "info"
-    os.environ[_WORKER_LOG_LEVEL] = str(logging.getLogger().getEffectiveLevel())
+    os.environ[serving.WORKER_LOG_LEVEL] = str(logging.getLogger().getEffectiveLevel())
     mask_access_log()  # no phone number in the access log, e.g. from GET ...?phone=
-    with _scheduler_running(embedded):
+    with serving.scheduler_running(embedded):
         try:
             options: dict[str, Any] = {"host": host, "port": port, "log_level": level}
             options["http"] = NoDelayHttpProtocol
             if web is not None:
                 uvicorn.run(web, **options)
-            else:  # each worker builds the app itself: bot.cli:worker_app
-                uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+            else:  # each worker builds the app itself: bot.serving:worker_app
+                uvicorn.run(serving.WORKER_APP, factory=True, workers=workers, **options)
         except KeyboardInterrupt:
             pass  # uvicorn passes the stop signal on after its graceful shutdown
-
-
-_WORKER_LOG_LEVEL = "MFA_WHOIS_WORKER_LOG_LEVEL"  # set by `serve` for its worker processes
-
-
-def worker_app() -> FastAPI:
-    """One worker process of `serve --workers N` (uvicorn's app factory): the web app alone."""
-    from bot.accesslog import mask_access_log
-
-    logging.basicConfig(
-        level=int(os.environ.get(_WORKER_LOG_LEVEL, logging.WARNING)),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    mask_access_log()
-    redact_httpx_logs()
-    mask_error_logs()
-    web, _, _ = _web_app(Context(load_settings()), None, build=True)
-    assert web is not None
-    return web
-
-
-def _web_app(
-    c: Context, embedded: _Embedded | None, *, build: bool
-) -> tuple[FastAPI | None, bool, bool]:
-    """The web app (None unless `build`: configuration checked only), Slack on, Teams on.
-
-    One Answers (limits, audit trail, alerts) serves Slack, Teams and the API in the process.
-    """
-    from bot.teams.context import teams_configured
-    from bot.web import create_app, slack_configured
-
-    on_teams = teams_configured(c.settings)  # half-configured Teams stops here, in one line
-    on_slack = slack_configured(c.settings)
-    if not build:
-        return None, on_slack, on_teams
-    slack = _slack_context(c, embedded) if on_slack else None
-    wanted = on_teams or bool(c.settings.api_key_entries)
-    answers = slack.answers if slack else (_answers(c, embedded) if wanted else None)
-    teams = _teams_context(c, embedded, answers) if on_teams else None
-    web = create_app(c.settings, store=c.store, slack=slack, teams=teams, answers=answers)
-    _freeze_startup_heap()
-    return web, on_slack, on_teams
-
-
-def _freeze_startup_heap() -> None:
-    """Leave what start-up built (~150,000 objects: modules, phone metadata, the app) out of the
-    garbage collector's full passes: each took 35-60 ms, and every request in flight waited."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-
-
-def _metrics_dir() -> None:
-    """PROMETHEUS_MULTIPROC_DIR for the workers: as set (emptied), else a fresh directory."""
-    import shutil
-    import tempfile
-
-    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if given:
-        for stale in Path(given).glob("*.db"):  # counters of an earlier run
-            stale.unlink()
-        return
-    made = tempfile.mkdtemp(prefix="mfa-whois-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
-    atexit.register(shutil.rmtree, made, True)
 
 
 @app.command("socket")
@@ -499,137 +367,18 @@ def socket_mode(ctx: typer.Context) -> None:
     """Slack over Socket Mode (no public URL needed) plus the scheduler."""
     import asyncio
 
+    from bot import serving
+
     c = _ctx(ctx)
     c.settings.require("slack_bot_token", "slack_app_token")
-    embedded = _embedded(c, wanted=True)
-    slack = _slack_context(c, embedded)
+    embedded = serving.embedded(c, wanted=True)
+    slack = serving.slack_context(c, embedded)
     err.print(say.socket_started(embedded is not None), markup=False)
-    with _scheduler_running(embedded):
+    with serving.scheduler_running(embedded):
         try:
-            asyncio.run(_socket(slack))
+            asyncio.run(serving.socket_mode(slack))
         except KeyboardInterrupt:
             pass
-
-
-async def _socket(slack: SlackContext) -> None:
-    """Connect to Slack over a WebSocket and serve until cancelled."""
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-    from bot.slack.app import build_app
-
-    token = slack.settings.slack_app_token
-    assert token is not None
-    bolt = build_app(slack)
-    handler = AsyncSocketModeHandler(bolt, token.get_secret_value())
-    try:
-        await handler.start_async()  # type: ignore[no-untyped-call]
-    finally:
-        await handler.close_async()  # type: ignore[no-untyped-call]
-        await slack.aclose()
-
-
-@dataclass
-class _Embedded:
-    """The scheduler run inside this process, and what its jobs share."""
-
-    deps: Deps
-    scheduler: Any
-
-
-def _embedded(c: Context, *, wanted: bool) -> _Embedded | None:
-    """The in-process scheduler, when wanted and Auth0 is configured (else logged why not)."""
-    from jobs.schedule import build_scheduler
-
-    if not wanted:
-        return None
-    try:
-        c.settings.require("auth0_domain", "auth0_client_id", "auth0_client_secret")
-    except ConfigError as exc:
-        logging.getLogger("mfa-whois").warning("scheduler not started: %s", exc)
-        return None
-    deps = c.deps()
-    return _Embedded(deps, build_scheduler(c.settings, deps, blocking=False))
-
-
-def _slack_context(c: Context, embedded: _Embedded | None) -> SlackContext:
-    """The Slack pieces, sharing this process's runs, alerts and Auth0 client."""
-    from bot.slack.context import SlackContext
-    from jobs.alerts import Alerts
-
-    deps = embedded.deps if embedded else None
-    slack = SlackContext.build(
-        c.settings,
-        c.store,
-        runs=c.runs,
-        alerts=deps.alerts if deps else Alerts(c.store, notifier(c.settings)),
-        auth0=deps.client if deps else None,
-        scheduler_embedded=embedded is not None,
-    )
-    if deps is not None:  # the scheduler reports the runs admins asked for as soon as they end
-        deps.on_full_sync_end = slack.reporter.on_full_sync_end
-        # and ends over-limit incidents knowing the refusals still waiting to be written
-        deps.recent_refusal = slack.answers.trail.recent_refusal
-    return slack
-
-
-def _answers(c: Context, embedded: _Embedded | None) -> Answers:
-    """The chat and API rules without Slack, sharing this process's alerts and Auth0 client."""
-    from bot.answers import Answers
-    from jobs.alerts import Alerts
-
-    deps = embedded.deps if embedded else None
-    answers = Answers.build(
-        c.settings,
-        c.store,
-        deps.alerts if deps else Alerts(c.store, notifier(c.settings)),
-        runs=c.runs,
-        auth0=deps.client if deps else None,
-    )
-    if deps is not None:  # over-limit incidents end knowing the refusals not yet written
-        deps.recent_refusal = answers.trail.recent_refusal
-    return answers
-
-
-def _teams_context(c: Context, embedded: _Embedded | None, answers: Answers | None) -> TeamsContext:
-    """The Teams pieces, sharing this process's answers, runs, alerts and Auth0 client."""
-    from bot.teams.context import TeamsContext
-    from jobs.alerts import Alerts
-
-    deps = embedded.deps if embedded else None
-    alerts = deps.alerts if deps else None
-    if answers is None and alerts is None:  # answers given: they carry the alerts already
-        alerts = Alerts(c.store, notifier(c.settings))
-    return TeamsContext.build(
-        c.settings,
-        c.store,
-        answers=answers,
-        runs=c.runs,
-        alerts=alerts,
-        auth0=deps.client if deps else None,
-    )
-
-
-@contextmanager
-def _scheduler_running(embedded: _Embedded | None) -> Iterator[None]:
-    """Run the scheduler (if any) around the block; stop it cleanly afterwards.
-
-    A fresh install (no full sync from Auth0 yet) gets one at once, not at the next cron time.
-    """
-    from jobs.schedule import queue_first_full_sync
-
-    if embedded is None:
-        yield
-        return
-    first = queue_first_full_sync(embedded.deps)
-    if first is not None:
-        err.print(say.first_sync_queued(first.id), markup=False)
-    embedded.scheduler.start()
-    try:
-        yield
-    finally:
-        embedded.deps.stopping.set()  # running jobs end at their next wait and close their runs
-        embedded.scheduler.shutdown(wait=True)
-        embedded.deps.close()
 
 
 @app.command()

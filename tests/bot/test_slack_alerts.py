@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import notifier
+from bot.context import notifier
 from bot.slack.notifier import SlackNotifier
 from jobs.alerts import Alerts, LoggingNotifier
 from jobs.auth0 import Auth0Client

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import notifier
+from bot.context import notifier
 from bot.teams.notifier import WorkflowsNotifier
 from jobs.alerts import Alerts, FanOut
 from phoneindex.db import open_database
