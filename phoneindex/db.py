@@ -38,8 +38,9 @@ PG_MAX_OVERFLOW = 10
 PG_POOL_TIMEOUT_S = 5.0
 # PostgreSQL connections are pinged when taken from the pool (a firewall, a restart or a
 # failover may have dropped them), except by index lookups (`unpinged`): for them that ping was
-# a second round trip on every lookup, and they read again on a new connection instead
-# (`retry_disconnect`), which also retires every connection pooled before the drop.
+# a second round trip on every lookup. A lookup whose connection turns out dropped discards it
+# and reads again the usual way, on a pinged connection (Store.lookup); each dead connection
+# left in the pool costs one such retry, once.
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_MS, **kwargs: Any) -> Engine:
