@@ -166,12 +166,12 @@ def _document_the_key(app: FastAPI) -> None:
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            spec = generate()
-            spec.setdefault("components", {}).setdefault("securitySchemes", {})[SCHEME] = dict(
-                BEARER_SCHEME
-            )
-        return app.openapi_schema or generate()
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = generate()  # built once; FastAPI keeps it as app.openapi_schema
+        schemes = spec.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[SCHEME] = dict(BEARER_SCHEME)
+        return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
 
